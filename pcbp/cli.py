@@ -1,0 +1,44 @@
+"""The `pcbp` command: `pcbp verify` re-checks the core claims; `pcbp fetch-data` gets data."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from pcbp.verify import claims, table
+
+    start = time.perf_counter()
+    rows = claims()
+    print(table(rows))
+    failed = [r for r in rows if not r.holds]
+    print(f"\n{len(rows) - len(failed)} passed, {len(failed)} failed in {time.perf_counter() - start:.1f} s")
+    return 1 if failed else 0
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    from pcbp.data import DataNotFoundError, fetch
+
+    try:
+        print(fetch(args.name))
+    except (DataNotFoundError, ValueError, OSError) as err:
+        print(f"pcbp fetch-data: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pcbp", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("verify", help="re-check Z-IL = BP and friends; exit 1 if a claim fails")
+    fetch = sub.add_parser("fetch-data", help="find or download a data set, verify it, print its folder")
+    fetch.add_argument("name", choices=("fashion-mnist", "mnist"))
+    args = parser.parse_args(argv)
+    handler = {"verify": _verify, "fetch-data": _fetch}[args.command]
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

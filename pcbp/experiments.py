@@ -1,0 +1,93 @@
+"""Small experiments that tests, chapters and `pcbp verify` share: each returns a number."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+
+from pcbp.data import batches, teacher_student
+from pcbp.metrics import divergence, update_error
+from pcbp.network import PCN
+from pcbp.rules import BP, ZIL, Rule, autograd_updates, deltas
+from pcbp.updates import Trace
+
+Tensor = torch.Tensor
+
+
+def random_problem(
+    sizes: Sequence[int],
+    activation: str = "tanh",
+    *,
+    bias: bool = False,
+    batch: int = 8,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float64,
+) -> tuple[PCN, Tensor, Tensor]:
+    """A random network (random biases too, if any) and a random mini-batch `(s_in, s_out)`."""
+    net = PCN(sizes, activation, bias=bias, dtype=dtype, seed=seed)
+    gen = torch.Generator().manual_seed(seed + 1)
+    for b in net.b.values():
+        b.copy_(0.3 * torch.randn(b.shape, generator=gen, dtype=torch.float64))
+    s_in = torch.randn(batch, net.sizes[-1], generator=gen, dtype=torch.float64).to(dtype)
+    s_out = torch.randn(batch, net.sizes[0], generator=gen, dtype=torch.float64).to(dtype)
+    return net, s_in, s_out
+
+
+def error_vs_autograd(rule: Rule, net: PCN, s_in: Tensor, s_out: Tensor) -> float:
+    """Relative error of one mini-batch's updates from `rule` against autograd BP (net unchanged)."""
+    return update_error(net, rule(net, s_in, s_out, apply=False), autograd_updates(net, s_in, s_out, rule.alpha))
+
+
+def twin_divergence(
+    rule: Rule, net: PCN, s_in: Tensor, s_out: Tensor, *, steps: int, batch_size: int, seed: int = 0
+) -> list[float]:
+    """Train a copy of `net` with `rule` and another with BP on the same batches, `steps` updates;
+    return the divergence between the two after each update."""
+    a, b, bp, out = net.clone(), net.clone(), BP(rule.alpha), []
+    epoch = 0
+    while len(out) < steps:
+        for x, y in batches(s_in, s_out, batch_size, seed=seed + epoch):
+            rule(a, x, y)
+            bp(b, x, y)
+            out.append(divergence(a, b))
+            if len(out) == steps:
+                break
+        epoch += 1
+    return out
+
+
+def error_wave(net: PCN, s_in: Tensor, s_out: Tensor, gamma: float = 1.0) -> tuple[Trace, list[Tensor]]:
+    """Run Z-IL (weights left unchanged) with a trace; return the trace and BP's deltas `δ^l`."""
+    trace = Trace()
+    ZIL(1.0, gamma=gamma)(net, s_in, s_out, apply=False, trace=trace)
+    return trace, deltas(net, net.feedforward(s_in), s_out)
+
+
+def lemma_errors(net: PCN, s_in: Tensor, s_out: Tensor) -> tuple[float, float]:
+    """The lemma under C1 and C3: returns `max_{t<l} |ε^l_t|` and `max_l ‖ε^l_l − δ^l‖/‖δ^l‖`."""
+    trace, delta = error_wave(net, s_in, s_out)
+    before = max(
+        (float(trace.eps[t][l].abs().max()) for l in range(net.l_max) for t in range(l)), default=0.0
+    )
+    at = max(float((trace.eps[l][l] - delta[l]).norm() / delta[l].norm()) for l in range(net.l_max))
+    return before, at
+
+
+def gamma_law_error(net: PCN, s_in: Tensor, s_out: Tensor, gamma: float) -> float:
+    """With only C3 broken: `max_l ‖ε^l_l − γ^l δ^l‖ / ‖γ^l δ^l‖` (0 up to rounding if the law holds)."""
+    trace, delta = error_wave(net, s_in, s_out, gamma)
+    return max(
+        float((trace.eps[l][l] - gamma**l * delta[l]).norm() / (gamma**l * delta[l]).norm())
+        for l in range(net.l_max)
+    )
+
+
+def dtype_divergence(
+    make_rule: Callable[[], Rule], dtype: torch.dtype, *, sizes: Sequence[int] = (4, 16, 16, 8),
+    n: int = 256, steps: int = 100, batch_size: int = 16, seed: int = 0,
+) -> float:
+    """Final divergence of a rule from BP after `steps` SGD updates on teacher-student data in `dtype`."""
+    s_in, s_out = teacher_student(n, sizes, seed=seed, dtype=dtype)
+    net = PCN(sizes, dtype=dtype, seed=seed)
+    return twin_divergence(make_rule(), net, s_in, s_out, steps=steps, batch_size=batch_size)[-1]

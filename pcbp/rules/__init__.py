@@ -1,0 +1,20 @@
+"""Learning rules, one interface: `rule(net, s_in, s_out, apply=True, trace=None) -> Updates`."""
+
+from pcbp.rules.base import Rule
+from pcbp.rules.bp import BP, autograd_updates, deltas
+from pcbp.rules.fazil import FaZIL
+from pcbp.rules.il import IL
+from pcbp.rules.zil import ZIL
+
+RULES: dict[str, type[Rule]] = {"bp": BP, "il": IL, "zil": ZIL, "fazil": FaZIL}
+
+
+def make_rule(name: str, alpha: float, **options: object) -> Rule:
+    """Build a rule by name (`bp`, `il`, `zil`, `fazil`, any case, `-` ignored)."""
+    key = name.lower().replace("-", "").replace("_", "")
+    if key not in RULES:
+        raise ValueError(f"unknown rule {name!r}: use one of {', '.join(RULES)}")
+    return RULES[key](alpha, **options)  # type: ignore[arg-type]
+
+
+__all__ = ["BP", "IL", "ZIL", "FaZIL", "Rule", "RULES", "autograd_updates", "deltas", "make_rule"]

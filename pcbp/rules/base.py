@@ -1,0 +1,57 @@
+"""The one interface every learning rule shares: a network and a mini-batch in, updates out."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+
+from pcbp.checks import check_batch, check_finite_weights, check_positive
+from pcbp.network import PCN
+from pcbp.pcn import hebbian, hebbian_bias
+from pcbp.updates import Trace, Updates
+
+Tensor = torch.Tensor
+
+
+class Rule(ABC):
+    """A learning rule with learning rate `α`.
+
+    `rule(net, s_in, s_out)` returns the weight updates for one mini-batch and, unless
+    `apply=False`, applies them to `net`. Pass a `Trace` to record `x`, `μ`, `ε` at every step.
+    """
+
+    name: str = "rule"
+
+    def __init__(self, alpha: float) -> None:
+        self.alpha = check_positive("alpha (the learning rate α)", alpha)
+
+    def __call__(
+        self,
+        net: PCN,
+        s_in: Tensor,
+        s_out: Tensor,
+        *,
+        apply: bool = True,
+        trace: Trace | None = None,
+    ) -> Updates:
+        check_batch(net, s_in, s_out)
+        check_finite_weights(net)
+        with torch.no_grad():
+            return self.run(net, s_in, s_out, apply=apply, trace=trace)
+
+    @abstractmethod
+    def run(
+        self, net: PCN, s_in: Tensor, s_out: Tensor, *, apply: bool, trace: Trace | None
+    ) -> Updates:
+        """Compute (and apply, if asked) the updates; inputs are already checked."""
+
+    def learn(self, net: PCN, updates: Updates, l: int, eps_post: Tensor, x_pre: Tensor) -> None:
+        """Add the local update of `θ^{l+1}` (and `b^{l+1}`) from `ε^l` and `x^{l+1}` to `updates`."""
+        d_b = hebbian_bias(self.alpha, eps_post) if net.has_bias else None
+        updates.add(l + 1, hebbian(self.alpha, eps_post, net.f(x_pre)), d_b)
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        return f"{type(self).__name__}({params})"
+
