@@ -74,7 +74,7 @@ def lemma_errors(net: PCN, s_in: Tensor, s_out: Tensor) -> tuple[float, float]:
     return before, at
 
 
-def gamma_law_error(net: PCN, s_in: Tensor, s_out: Tensor, gamma: float) -> float:
+def gamma_law_error(net: PCN, s_in: Tensor, s_out: Tensor, *, gamma: float) -> float:
     """With only C3 broken: `max_l ‖ε^l_l − γ^l δ^l‖ / ‖γ^l δ^l‖` (0 up to rounding if the law holds)."""
     trace, delta = error_wave(net, s_in, s_out, gamma)
     return max(

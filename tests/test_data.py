@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pcbp import data
 from pcbp.network import PCN
+
 
 def idx_bytes(t: torch.Tensor, type_code: int = 0x08) -> bytes:
     """Encode a uint8 tensor as IDX bytes."""

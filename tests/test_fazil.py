@@ -1,6 +1,5 @@
 """Fa-Z-IL equals BP with no clock (oracle: autograd), from the feedforward limit or a real settle."""
 
-import itertools
 
 import pytest
 import torch
@@ -9,21 +8,11 @@ from pcbp.activations import ACTIVATIONS
 from pcbp.data import teacher_student
 from pcbp.experiments import error_vs_autograd, random_problem, twin_divergence
 from pcbp.network import PCN
-from pcbp.rules import FaZIL, ZIL
+from pcbp.rules import ZIL, FaZIL
 from pcbp.rules.fazil import phi_gate
 from pcbp.updates import Trace
 
 ACTS = sorted(ACTIVATIONS)
-GRID = list(itertools.product((2, 3, 4, 6, 8), (3, 16), (1, 7), ACTS, (False, True)))
-
-
-@pytest.mark.parametrize("depth, width, batch, activation, bias", GRID)
-def test_fazil_updates_equal_autograd_bp(depth, width, batch, activation, bias):
-    net, s_in, s_out = random_problem((4,) + (width,) * (depth - 1) + (5,), activation, bias=bias,
-                                      batch=batch, seed=depth * width + batch)
-    assert error_vs_autograd(FaZIL(0.1), net, s_in, s_out) <= 1e-12
-
-
 @pytest.mark.parametrize("extra", [0, 1, 5, 20])
 def test_no_clock_running_longer_changes_nothing(problem, extra):
     net, s_in, s_out = problem

@@ -5,8 +5,8 @@ import torch
 
 from pcbp.data import teacher_student
 from pcbp.experiments import error_vs_autograd, random_problem, twin_divergence
-from pcbp.network import PCN
 from pcbp.metrics import relative_error
+from pcbp.network import PCN
 from pcbp.rules import IL, autograd_updates
 from pcbp.updates import Trace
 

@@ -1,6 +1,5 @@
 """Z-IL equals BP (oracle: autograd), and each condition C1–C3 is needed for it."""
 
-import itertools
 
 import pytest
 import torch
@@ -22,16 +21,6 @@ from pcbp.rules import ZIL
 from pcbp.updates import Trace
 
 ACTS = sorted(ACTIVATIONS)
-GRID = list(itertools.product((2, 3, 4, 6, 8), (3, 16), (1, 7), ACTS, (False, True)))
-
-
-@pytest.mark.parametrize("depth, width, batch, activation, bias", GRID)
-def test_zil_updates_equal_autograd_bp(depth, width, batch, activation, bias):
-    net, s_in, s_out = random_problem((4,) + (width,) * (depth - 1) + (5,), activation, bias=bias,
-                                      batch=batch, seed=depth * width + batch)
-    assert error_vs_autograd(ZIL(0.1), net, s_in, s_out) <= 1e-12
-
-
 @settings(max_examples=40, deadline=None)
 @given(
     sizes=st.lists(st.integers(1, 12), min_size=2, max_size=9),
@@ -84,7 +73,7 @@ def test_presynaptic_node_is_still_feedforward_when_its_weight_learns(problem):
 @pytest.mark.parametrize("gamma", [0.3, 0.5, 0.9, 1.2])
 def test_only_gamma_broken_scales_layer_l_error_by_gamma_to_the_l(gamma):
     net, s_in, s_out = random_problem((3, 7, 6, 5, 7, 4), "tanh", seed=4)
-    assert gamma_law_error(net, s_in, s_out, gamma) <= 1e-12
+    assert gamma_law_error(net, s_in, s_out, gamma=gamma) <= 1e-12
 
 
 def test_gamma_not_one_diverges_from_bp(problem):

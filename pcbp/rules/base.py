@@ -55,3 +55,13 @@ class Rule(ABC):
         params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
         return f"{type(self).__name__}({params})"
 
+    def learn_every_layer(
+        self, net: PCN, errors: list[Tensor], values: list[Tensor], *, apply: bool
+    ) -> Updates:
+        """Every weight learns once, `Δθ^{l+1}` from `errors[l]` and `values[l + 1]`."""
+        updates = Updates()
+        for l in range(net.l_max):
+            self.learn(net, updates, l, errors[l], values[l + 1])
+        if apply:
+            updates.apply(net)
+        return updates

@@ -31,13 +31,7 @@ class BP(Rule):
         self, net: PCN, s_in: Tensor, s_out: Tensor, *, apply: bool, trace: Trace | None
     ) -> Updates:
         y = net.feedforward(s_in)
-        delta = deltas(net, y, s_out)
-        updates = Updates()
-        for l in range(net.l_max):
-            self.learn(net, updates, l, delta[l], y[l + 1])
-        if apply:
-            updates.apply(net)
-        return updates
+        return self.learn_every_layer(net, deltas(net, y, s_out), y, apply=apply)
 
 
 def autograd_updates(net: PCN, s_in: Tensor, s_out: Tensor, alpha: float) -> Updates:

@@ -42,9 +42,4 @@ class IL(Rule):
                 trace.record(x, mu, eps)
             if t < self.T:
                 x = inference_step(net, x, eps, self.gamma, clamp_output=True)
-        updates = Updates()
-        for l in range(net.l_max):
-            self.learn(net, updates, l, eps[l], x[l + 1])
-        if apply:
-            updates.apply(net)
-        return updates
+        return self.learn_every_layer(net, eps, x, apply=apply)
