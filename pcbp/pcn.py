@@ -6,9 +6,14 @@ clamped; `x[0] = s_out` is clamped while learning and free while the input alone
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from pcbp.network import PCN
+
+if TYPE_CHECKING:  # updates.py imports this module
+    from pcbp.updates import Trace
 
 Tensor = torch.Tensor
 
@@ -93,6 +98,7 @@ def settle(
     max_steps: int = 20_000,
     tol: float | None = None,
     x0: list[Tensor] | None = None,
+    trace: Trace | None = None,
 ) -> tuple[list[Tensor], int]:
     """Relax with only the input clamped and the output free until every `|ε^l| ≤ tol`.
 
@@ -100,11 +106,15 @@ def settle(
     network reaches C1 by itself ("exact asymptotically"). Starts from `x0` or from rest;
     `tol` defaults to 64 machine epsilons. Returns the state and the number of steps taken;
     if `tol` was not reached, the number is `max_steps` and the caller must decide.
+    A `Trace` records `x`, `μ`, `ε` at the start of every step.
     """
     tol = 64 * torch.finfo(s_in.dtype).eps if tol is None else tol
     x = rest_state(net, s_in) if x0 is None else list(x0)
     for t in range(max_steps):
-        eps = errors(x, predictions(net, x))
+        mu = predictions(net, x)
+        eps = errors(x, mu)
+        if trace is not None:
+            trace.record(x, mu, eps)
         if max(e.abs().max().item() for e in eps) <= tol:
             return x, t
         x = inference_step(net, x, eps, gamma, clamp_output=False)
