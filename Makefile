@@ -4,8 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 JB     := $(BIN)/jupyter-book build --all -W -n --keep-going .
+# Debian packages the book and its tests use, installed when run as root with apt.
+APT_PACKAGES := dataset-fashion-mnist chromium
 
-.PHONY: install data book test test-quick verify clean
+.PHONY: install system-packages data book test verify clean
 
 install: $(STAMP)
 
@@ -15,24 +17,29 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[book,test]'
 	@touch $@
 
-# FashionMNIST: Debian's package where apt and root are available, else the official files.
-data: $(STAMP)
-	@if [ ! -d /usr/share/datasets/fashion-mnist ] && [ "$$(id -u)" = 0 ] \
-	    && command -v apt-get >/dev/null; then \
-	  echo "installing Debian's dataset-fashion-mnist"; \
-	  (apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
+# FashionMNIST's idx files and Chromium (for the browser test), from Debian where possible.
+system-packages:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "apt-get install$$missing"; \
+	  (apt-get install -y -q $$missing >/dev/null 2>&1 || \
 	   (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive \
-	    apt-get install -y -q dataset-fashion-mnist >/dev/null)) || true; \
-	fi
+	    apt-get install -y -q $$missing >/dev/null)) || echo "apt-get failed: $$missing"; \
+	elif [ -n "$$missing" ]; then echo "not installed (need root and apt):$$missing"; fi
+
+# Finds the data (Debian's package, $$PCBP_DATA, the cache) or downloads the official files.
+data: $(STAMP) system-packages
 	$(BIN)/pcbp fetch-data fashion-mnist
 
 book: data
 	$(JB)
 	@echo "open _build/html/index.html"
 
+# The quick book build runs first; the browser test then reads the book just built.
 test: data
-	PCBP_QUICK=1 $(BIN)/python -m pytest
 	PCBP_QUICK=1 $(JB)
+	PCBP_QUICK=1 PCBP_BOOK_HTML=_build/html $(BIN)/python -m pytest
 
 verify: $(STAMP)
 	$(BIN)/pcbp verify
