@@ -100,7 +100,7 @@ def test_schedule_with_bad_steps(problem, steps):
 
 
 def test_unknown_rule_lists_the_rules():
-    with pytest.raises(ValueError, match="unknown rule 'dfa'.*bp, il, zil, fazil"):
+    with pytest.raises(ValueError, match="unknown rule 'dfa'.*bp, il, zil, zilwave, fazil"):
         make_rule("dfa", 0.1)
 
 

@@ -5,8 +5,9 @@ from pcbp.rules.bp import BP, autograd_updates, deltas
 from pcbp.rules.fazil import FaZIL
 from pcbp.rules.il import IL
 from pcbp.rules.zil import ZIL
+from pcbp.rules.zil_wave import ZILWave
 
-RULES: dict[str, type[Rule]] = {"bp": BP, "il": IL, "zil": ZIL, "fazil": FaZIL}
+RULES: dict[str, type[Rule]] = {"bp": BP, "il": IL, "zil": ZIL, "zilwave": ZILWave, "fazil": FaZIL}
 
 
 def make_rule(name: str, alpha: float, **options: object) -> Rule:
@@ -17,4 +18,4 @@ def make_rule(name: str, alpha: float, **options: object) -> Rule:
     return RULES[key](alpha, **options)  # type: ignore[arg-type]
 
 
-__all__ = ["BP", "IL", "ZIL", "FaZIL", "Rule", "RULES", "autograd_updates", "deltas", "make_rule"]
+__all__ = ["BP", "IL", "ZIL", "ZILWave", "FaZIL", "Rule", "RULES", "autograd_updates", "deltas", "make_rule"]
