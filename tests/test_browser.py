@@ -103,7 +103,8 @@ def test_every_page_renders_offline(html_dir, server, browser):
     with_math = 0
     for name in found:
         r = visit(browser, f"{server}/{name}")
-        outside = [u for u in r["requests"] if urlparse(u).scheme not in ("data", "blob") and urlparse(u).netloc != host]
+        outside = [u for u in r["requests"] if urlparse(u).scheme not in ("data", "blob")
+                   and urlparse(u).netloc != host]
         assert not outside, f"{name} requests from outside the book: {outside}"
         assert not r["failures"], f"{name}: failed requests {r['failures']}"
         assert r["typeset"] == r["math"], f"{name}: {r['math'] - r['typeset']} of {r['math']} formulas not typeset"

@@ -14,8 +14,10 @@ from pcbp.rules.zil_wave import ZILWave
 from pcbp.trainer import train
 from pcbp.updates import Trace
 
+GRID = list(itertools.product((2, 3, 5, 8), sorted(ACTIVATIONS), (False, True)))
 
-@pytest.mark.parametrize("depth, activation, bias", list(itertools.product((2, 3, 5, 8), sorted(ACTIVATIONS), (False, True))))
+
+@pytest.mark.parametrize("depth, activation, bias", GRID)
 def test_wave_updates_equal_faithful_zil_bit_for_bit(depth, activation, bias):
     net, s_in, s_out = random_problem((4,) + (9,) * (depth - 1) + (6,), activation, bias=bias, seed=depth)
     a = ZIL(0.1)(net, s_in, s_out, apply=False)
