@@ -100,7 +100,7 @@ def test_schedule_with_bad_steps(problem, steps):
 
 
 def test_unknown_rule_lists_the_rules():
-    with pytest.raises(ValueError, match="unknown rule 'dfa'.*bp, il, zil, zilwave, fazil"):
+    with pytest.raises(ValueError, match="unknown rule 'dfa'.*bp, il, zil, zilwave, fazil, fazilquiet"):
         make_rule("dfa", 0.1)
 
 
@@ -136,3 +136,10 @@ def test_nothing_changed_after_a_rejected_call(problem):
     with pytest.raises(ValueError):
         ZIL(0.1)(net, s_in, s_out)
     assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))
+
+
+def test_large_but_finite_float16_weights_are_not_called_infinite():
+    from pcbp.checks import all_finite
+
+    big = torch.full((10,), 6e4, dtype=torch.float16)  # the sum overflows, the entries do not
+    assert all_finite(big) and not all_finite(torch.tensor([1.0, math.inf]).half())

@@ -3,19 +3,28 @@
 from pcbp.rules.base import Rule
 from pcbp.rules.bp import BP, autograd_updates, deltas
 from pcbp.rules.fazil import FaZIL
+from pcbp.rules.fazil_quiet import FaZILQuiet
 from pcbp.rules.il import IL
 from pcbp.rules.zil import ZIL
 from pcbp.rules.zil_wave import ZILWave
 
-RULES: dict[str, type[Rule]] = {"bp": BP, "il": IL, "zil": ZIL, "zilwave": ZILWave, "fazil": FaZIL}
+RULES: dict[str, type[Rule]] = {
+    "bp": BP,
+    "il": IL,
+    "zil": ZIL,
+    "zilwave": ZILWave,
+    "fazil": FaZIL,
+    "fazilquiet": FaZILQuiet,
+}
 
 
 def make_rule(name: str, alpha: float, **options: object) -> Rule:
-    """Build a rule by name (`bp`, `il`, `zil`, `fazil`, any case, `-` ignored)."""
-    key = name.lower().replace("-", "").replace("_", "")
+    """Build a rule by name (`bp`, `il`, `zil`, `fazil`, …; any case, `-` and `_` ignored)."""
+    key = name.lower().replace("-", "").replace("_", "").replace(" ", "")
     if key not in RULES:
         raise ValueError(f"unknown rule {name!r}: use one of {', '.join(RULES)}")
     return RULES[key](alpha, **options)  # type: ignore[arg-type]
 
 
-__all__ = ["BP", "IL", "ZIL", "ZILWave", "FaZIL", "Rule", "RULES", "autograd_updates", "deltas", "make_rule"]
+__all__ = ["BP", "IL", "ZIL", "ZILWave", "FaZIL", "FaZILQuiet", "Rule", "RULES", "autograd_updates", "deltas",
+           "make_rule"]

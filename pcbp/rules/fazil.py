@@ -38,7 +38,8 @@ class FaZIL(Rule):
     reached asymptotically, to `settle_tol`); `init="feedforward"` starts at that limit
     directly. Then `steps` inference steps at rate `γ` run with the output clamped; every weight
     `θ^{l+1}` gets `α Φ(ε^l_t) f(x^{l+1}_t)ᵀ` at every step `t`; no layer is told when to learn.
-    `tau` (default 1000 machine epsilons) is the smallest error a node registers as a departure.
+    `tau` is the largest error a node still counts as 0: by default 0 from the feedforward
+    limit (errors start exactly at 0) and 1000 machine epsilons after a real settle.
     """
 
     name = "Fa-Z-IL"
@@ -81,13 +82,19 @@ class FaZIL(Rule):
             )
         return x
 
+    def threshold(self, dtype: torch.dtype) -> float:
+        """`τ`: exact zeros from the feedforward limit, rounding-sized residuals after a settle."""
+        if self.tau is not None:
+            return self.tau
+        return 0.0 if self.init == "feedforward" else 1000 * torch.finfo(dtype).eps
+
     def run(
         self, net: PCN, s_in: Tensor, s_out: Tensor, *, apply: bool, trace: Trace | None
     ) -> Updates:
         x = self.initial_state(net, s_in)
         mu_prev = predictions(net, x)
         x[0] = s_out
-        tau = 1000 * torch.finfo(s_in.dtype).eps if self.tau is None else self.tau
+        tau = self.threshold(s_in.dtype)
         armed = [torch.ones_like(m, dtype=torch.bool) for m in mu_prev]
         updates = Updates()
         for t in range(self.steps or 2 * net.l_max):

@@ -1,0 +1,72 @@
+"""Fa-Z-IL whose error nodes transmit only what they learn from: BP's cost, still no clock."""
+
+from __future__ import annotations
+
+import torch
+
+from pcbp.network import PCN
+from pcbp.pcn import predictions
+from pcbp.rules.fazil import FaZIL, phi_gate
+from pcbp.updates import Trace, Updates
+
+Tensor = torch.Tensor
+
+
+class FaZILQuiet(FaZIL):
+    """Fa-Z-IL in which an error node sends on `Φ(ε)`, the signal it learns from, not `ε`.
+
+    Each error node therefore speaks once, when its gate fires, and is silent otherwise; a
+    layer whose gates have all closed has nothing left to do and is no longer computed, and
+    a node is recomputed only when one of its inputs changed. Behind the error wave the network
+    falls quiet, so a presentation costs about one BP sweep, and the run ends by itself when
+    nothing moves (or after `steps`). At the wave front `Φ(ε) = ε`, so the front, and with it
+    every update, is the one `FaZIL` computes. No clock, and every rule stays local.
+    """
+
+    name = "Fa-Z-IL (quiet)"
+
+    def run(
+        self, net: PCN, s_in: Tensor, s_out: Tensor, *, apply: bool, trace: Trace | None
+    ) -> Updates:
+        if trace is not None:
+            raise ValueError("FaZILQuiet skips still nodes and cannot trace; use FaZIL(trace=...)")
+        L, tau = net.l_max, self.threshold(s_in.dtype)
+        x = self.initial_state(net, s_in)
+        mu = predictions(net, x)
+        x[0] = s_out
+        armed = [torch.ones_like(m, dtype=torch.bool) for m in mu]
+        listening = [True] * L  # does layer l still have an armed error node?
+        moved = [l == 0 for l in range(L + 1)]  # which value nodes changed in the last step
+        updates = Updates()
+        for _ in range(self.steps or 2 * L):
+            now, phi = Updates(), [None] * L
+            for l in range(L):
+                if not listening[l] or not (moved[l] or moved[l + 1]):
+                    continue  # gates all closed, or nothing it reads has changed
+                mu_l = net.predict(l, x[l + 1]) if moved[l + 1] else mu[l]
+                phi[l], armed[l] = phi_gate(x[l] - mu_l, mu_l, mu[l], armed[l], tau, self.phi)
+                mu[l], listening[l] = mu_l, bool(armed[l].any())
+                if bool(phi[l].any()):
+                    self.learn(net, now, l, phi[l], x[l + 1])
+                else:
+                    phi[l] = None
+            moved = self._relax(net, x, phi)
+            if apply:
+                now.apply(net)
+            updates.merge(now)
+            if not any(moved):
+                break  # the network is quiet: learning for this presentation is over
+        return updates
+
+    def _relax(self, net: PCN, x: list[Tensor], phi: list[Tensor | None]) -> list[bool]:
+        """`x^l += γ(−Φ^l + f'(x^l) ⊙ (θ^l)ᵀ Φ^{l−1})` where a neighbouring node spoke; who moved."""
+        moved = [False] * (net.l_max + 1)
+        for l in range(1, net.l_max):
+            if phi[l] is None and phi[l - 1] is None:
+                continue
+            drive = torch.zeros_like(x[l]) if phi[l] is None else -phi[l]
+            if phi[l - 1] is not None:
+                drive = net.df(x[l]) * (phi[l - 1] @ net.theta[l]) + drive
+            x[l] = x[l] + self.gamma * drive
+            moved[l] = True
+        return moved
