@@ -70,17 +70,20 @@ def lemma_errors(net: PCN, s_in: Tensor, s_out: Tensor) -> tuple[float, float]:
     before = max(
         (float(trace.eps[t][l].abs().max()) for l in range(net.l_max) for t in range(l)), default=0.0
     )
-    at = max(float((trace.eps[l][l] - delta[l]).norm() / delta[l].norm()) for l in range(net.l_max))
+    at = max(_relative(trace.eps[l][l], delta[l]) for l in range(net.l_max))
     return before, at
+
+
+def _relative(a: Tensor, b: Tensor) -> float:
+    """`‖a − b‖ / ‖b‖`, or `‖a − b‖` where `b = 0` (a dead ReLU layer has `δ = 0`)."""
+    diff, ref = float((a - b).norm()), float(b.norm())
+    return diff / ref if ref > 0 else diff
 
 
 def gamma_law_error(net: PCN, s_in: Tensor, s_out: Tensor, *, gamma: float) -> float:
     """With only C3 broken: `max_l ‖ε^l_l − γ^l δ^l‖ / ‖γ^l δ^l‖` (0 up to rounding if the law holds)."""
     trace, delta = error_wave(net, s_in, s_out, gamma)
-    return max(
-        float((trace.eps[l][l] - gamma**l * delta[l]).norm() / (gamma**l * delta[l]).norm())
-        for l in range(net.l_max)
-    )
+    return max(_relative(trace.eps[l][l], gamma**l * delta[l]) for l in range(net.l_max))
 
 
 def dtype_divergence(

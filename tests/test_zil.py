@@ -111,3 +111,11 @@ def test_float32_divergence_is_rounding_not_theory():
     f32 = dtype_divergence(lambda: ZIL(0.05), torch.float32)
     assert f64 <= 1e-13 and f32 >= 1e6 * f64
     assert f32 <= 1e-4  # still rounding-sized in float32
+
+
+def test_lemma_check_handles_a_dead_layer_whose_delta_is_zero():
+    net, s_in, s_out = random_problem((3, 5, 4), "relu", seed=0)
+    net.theta[2].fill_(-1.0)
+    s_in = s_in.abs() + 0.1  # every hidden unit inactive: δ^1 = 0 exactly
+    before, at = lemma_errors(net, s_in, s_out)
+    assert before == 0.0 and at == 0.0
