@@ -39,6 +39,18 @@ def error_vs_autograd(rule: Rule, net: PCN, s_in: Tensor, s_out: Tensor) -> floa
     return update_error(net, rule(net, s_in, s_out, apply=False), autograd_updates(net, s_in, s_out, rule.alpha))
 
 
+def rounding_floor(net: PCN, s_in: Tensor, s_out: Tensor) -> float:
+    """`eps · max_l ‖y^l‖ / ‖δ^l‖`: the relative error Z-IL's `δ^l = (y^l + δ^l) − y^l` cannot beat.
+
+    Z-IL forms each delta as a difference of value nodes, so where `|δ| ≪ |y|` (a long chain of
+    small slopes) its error is rounding of `y`, not of `δ`: the paper's own rounding argument.
+    """
+    y = net.feedforward(s_in)
+    delta = deltas(net, y, s_out)
+    ratios = [float(y[l].norm() / d.norm()) for l, d in enumerate(delta) if l > 0 and d.norm() > 0]
+    return torch.finfo(net.dtype).eps * max(ratios, default=1.0)
+
+
 def twin_divergence(
     rule: Rule, net: PCN, s_in: Tensor, s_out: Tensor, *, steps: int, batch_size: int, seed: int = 0
 ) -> list[float]:

@@ -1,0 +1,189 @@
+"""Breaking Z-IL's conditions C1–C3 one at a time: schedules, sweeps, a repair and an ordering.
+
+Also the lemma layer by layer, with the rounding floor of each comparison.
+
+`ZIL` already breaks each condition on request (`init_noise` for C1, `schedule` for C2, `gamma`
+for C3). This module holds what the chapters need around it: the C2 schedules by name, the
+C1 noise sweep with its log-log slope, the measured per-layer ratio `‖ε^l_l‖ / ‖δ^l‖` that the
+`γ^l` law predicts, Z-IL with a per-layer rate `α/γ^l` (which undoes the law), and Z-IL with the
+two updates of a step done in the wrong order (weights first).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from pcbp.experiments import error_vs_autograd, error_wave
+from pcbp.network import PCN
+from pcbp.pcn import errors, feedforward_state, hebbian, hebbian_bias, inference_step, perturb_hidden, predictions
+from pcbp.rules import ZIL
+from pcbp.updates import Trace, Updates
+
+Tensor = torch.Tensor
+Schedule = dict[int, tuple[int, ...]]
+
+
+# --- the lemma, layer by layer ------------------------------------------------------------
+
+
+def lemma_by_layer(net: PCN, s_in: Tensor, s_out: Tensor) -> tuple[float, np.ndarray, np.ndarray]:
+    """The lemma under C1–C3, per layer: `max_{t<l} |ε^l_t|`, then for `l = 0 … l_max − 1` the
+    relative error `‖ε^l_l − δ^l‖ / ‖δ^l‖` and the ratio `κ^l = ‖y^l‖ / ‖δ^l‖`.
+
+    The PCN forms `ε^l_l` as `(y^l + δ^l) − y^l`, so its rounding is about `ε_mach · κ^l`
+    relative to `δ^l`: a layer whose delta is much smaller than its activity (a vanishing
+    gradient) cannot be compared more finely than that. Where `δ^l = 0` both are `nan`.
+    """
+    trace, delta = error_wave(net, s_in, s_out)
+    y = net.feedforward(s_in)
+    before = max((float(trace.eps[t][l].abs().max()) for l in range(net.l_max) for t in range(l)), default=0.0)
+    rel, kappa = np.full(net.l_max, np.nan), np.full(net.l_max, np.nan)
+    for l in range(net.l_max):
+        norm = float(delta[l].norm())
+        if norm > 0:
+            rel[l] = float((trace.eps[l][l] - delta[l]).norm()) / norm
+            kappa[l] = float(y[l].norm()) / norm
+    return before, rel, kappa
+
+
+# --- C2: when each weight learns -------------------------------------------------------------
+
+
+def on_time_schedule(l_max: int) -> Schedule:
+    """C2 itself: `θ^{l+1}` learns at step `t = l` only."""
+    return {l: (l,) for l in range(l_max)}
+
+
+def early_schedule(l_max: int) -> Schedule:
+    """`θ^{l+1}` learns at every step `t ≤ l`: C2 plus extra updates before the wave arrives."""
+    return {l: tuple(range(l + 1)) for l in range(l_max)}
+
+
+def late_schedule(l_max: int, layer: int, delay: int = 1) -> Schedule:
+    """C2 for every layer but `layer`, whose weight `θ^{layer+1}` learns `delay` steps late."""
+    if not 0 <= layer < l_max or delay < 1:
+        raise ValueError(f"layer={layer}, delay={delay}: need 0 ≤ layer < l_max = {l_max} and delay ≥ 1")
+    plan = on_time_schedule(l_max)
+    plan[layer] = (layer + delay,)
+    return plan
+
+
+def at_end_schedule(l_max: int) -> Schedule:
+    """Every weight learns once, at the last step `t = l_max − 1` of the iteration (as IL does)."""
+    return {l: (l_max - 1,) for l in range(l_max)}
+
+
+def persistent_schedule(l_max: int) -> Schedule:
+    """`θ^{l+1}` learns at every step `t ≥ l` up to `l_max − 1`: plasticity left on after the wave."""
+    return {l: tuple(range(l, l_max)) for l in range(l_max)}
+
+
+# --- C1: the hidden nodes start off the feedforward pass -----------------------------------
+
+
+def noise_sweep(
+    net: PCN, s_in: Tensor, s_out: Tensor, sigmas: Sequence[float], *, alpha: float = 0.1, seed: int = 0
+) -> np.ndarray:
+    """Relative error of Z-IL's updates against autograd BP when every hidden node starts at
+    `y^l + σ ξ` (`ξ ~ N(0, 1)`, the same `ξ` for every σ), for each σ in `sigmas`."""
+    return np.array(
+        [error_vs_autograd(ZIL(alpha, init_noise=float(s), seed=seed), net, s_in, s_out) for s in sigmas]
+    )
+
+
+def loglog_slope(x: Sequence[float], y: Sequence[float]) -> float:
+    """Least-squares slope of `log y` against `log x`: the exponent `p` in `y ∝ x^p`."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    ok = x.shape == y.shape and x.size >= 2 and np.isfinite(x).all() and np.isfinite(y).all()
+    if not ok or x.min() <= 0 or y.min() <= 0:
+        raise ValueError("need at least two (x, y) points, all finite and > 0")
+    return float(np.polyfit(np.log(x), np.log(y), 1)[0])
+
+
+# --- C3: the inference rate γ --------------------------------------------------------------
+
+
+def wave_ratios(net: PCN, s_in: Tensor, s_out: Tensor, *, gamma: float) -> np.ndarray:
+    """Measured `‖ε^l_l‖ / ‖δ^l‖` for `l = 0 … l_max − 1` when Z-IL runs at rate `γ` (law: `γ^l`)."""
+    trace, delta = error_wave(net, s_in, s_out, gamma)
+    return np.array([float(trace.eps[l][l].norm() / delta[l].norm()) for l in range(net.l_max)])
+
+
+def gamma_law_by_layer(net: PCN, s_in: Tensor, s_out: Tensor, *, gamma: float) -> tuple[np.ndarray, np.ndarray]:
+    """With only C3 broken, per layer `l = 0 … l_max − 1`: the deviation from the law,
+    `‖ε^l_l − γ^l δ^l‖ / ‖γ^l δ^l‖`, and the rounding ratio `κ^l_γ = ‖y^l‖ / ‖γ^l δ^l‖`
+    (the deviation cannot be resolved below about `ε_mach · κ^l_γ`). `nan` where `δ^l = 0`."""
+    trace, delta = error_wave(net, s_in, s_out, gamma)
+    y = net.feedforward(s_in)
+    dev, kappa = np.full(net.l_max, np.nan), np.full(net.l_max, np.nan)
+    for l in range(net.l_max):
+        law = gamma**l * delta[l]
+        norm = float(law.norm())
+        if norm > 0:
+            dev[l] = float((trace.eps[l][l] - law).norm()) / norm
+            kappa[l] = float(y[l].norm()) / norm
+    return dev, kappa
+
+
+def gamma_scaled(updates: Updates, gamma: float) -> Updates:
+    """The updates the `γ^l` law predicts from BP's: `θ^{l+1}` and `b^{l+1}` scaled by `γ^l`."""
+    return Updates(
+        theta={k: gamma ** (k - 1) * d for k, d in updates.theta.items()},
+        b={k: gamma ** (k - 1) * d for k, d in updates.b.items()},
+    )
+
+
+class PerLayerRateZIL(ZIL):
+    """Z-IL at inference rate `γ ≠ 1` whose weight `θ^{l+1}` learns with its own rate `α / γ^l`.
+
+    With only C3 broken, `ε^l_l = γ^l δ^l`, so this rate gives back BP's update exactly. The rate
+    is a fixed property of each synapse, so the rule stays local. (Not in the paper.)
+    """
+
+    name = "Z-IL (rate α/γ^l)"
+
+    def learn(self, net: PCN, updates: Updates, l: int, eps_post: Tensor, x_pre: Tensor) -> None:
+        rate = self.alpha / self.gamma**l
+        d_b = hebbian_bias(rate, eps_post) if net.has_bias else None
+        updates.add(l + 1, hebbian(rate, eps_post, net.f(x_pre)), d_b)
+
+
+# --- the ordering inside one step ----------------------------------------------------------
+
+
+class WeightsFirstZIL(ZIL):
+    """Z-IL with the two updates of a step in the wrong order: at step `t` the weight update is
+    applied first, and the value nodes then move with the *new* weights, so the feedback into
+    layer `t + 1` runs through `θ^{t+1} + Δθ^{t+1}` instead of `θ^{t+1}`.
+
+    `ZIL` computes both updates of step `t` from the state at its start, which is what the
+    theorem needs. With `apply=False` this rule works on a copy, and `net` is left unchanged.
+    """
+
+    name = "Z-IL (weights first)"
+
+    def run(
+        self, net: PCN, s_in: Tensor, s_out: Tensor, *, apply: bool, trace: Trace | None
+    ) -> Updates:
+        work = net if apply else net.clone()
+        plan = self.steps_of(work.l_max)
+        T = 1 + max((t for steps in plan.values() for t in steps), default=0)
+        x = perturb_hidden(feedforward_state(work, s_in, s_out), self.init_noise, self.seed)
+        updates = Updates()
+        for t in range(T):
+            mu = predictions(work, x)
+            eps = errors(x, mu)
+            if trace is not None:
+                trace.record(x, mu, eps)
+            now = Updates()
+            for l, steps in plan.items():
+                if t in steps:
+                    self.learn(work, now, l, eps[l], x[l + 1])
+            now.apply(work)  # the weights move first ...
+            if t < T - 1:  # ... and the values then feed back through the moved weights
+                x = inference_step(work, x, eps, self.gamma, clamp_output=True)
+            updates.merge(now)
+        return updates
