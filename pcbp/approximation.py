@@ -75,7 +75,7 @@ def il_vs_bp(
     }
 
 
-def distance_to_feedforward(net: PCN, s_in: Tensor, x: list[Tensor]) -> float:
+def max_distance_to_feedforward(net: PCN, s_in: Tensor, x: list[Tensor]) -> float:
     """`max_l max|x^l − y^l| / max|y^l|` over the non-input layers: 0 at the feedforward pass `y`."""
     y = net.feedforward(s_in)
     return max(float((x[l] - y[l]).abs().max() / y[l].abs().max()) for l in range(net.l_max))

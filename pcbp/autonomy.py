@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from pcbp.metrics import relative_error
 from pcbp.network import PCN
 from pcbp.pcn import settle
 from pcbp.rules.bp import deltas
@@ -29,9 +30,7 @@ Tensor = torch.Tensor
 
 def distance_to_feedforward(net: PCN, x: list[Tensor], y: list[Tensor]) -> float:
     """`‖x − y‖ / ‖y‖` over every free layer `0 … l_max − 1` together (Frobenius, whole batch)."""
-    diff = sum(float((x[l] - y[l]).pow(2).sum()) for l in range(net.l_max))
-    ref = sum(float(y[l].pow(2).sum()) for l in range(net.l_max))
-    return math.sqrt(diff / ref) if ref > 0 else math.sqrt(diff)
+    return relative_error(x[: net.l_max], y[: net.l_max])
 
 
 def settling_curve(net: PCN, s_in: Tensor, gamma: float, steps: int, *, every: int = 1) -> np.ndarray:

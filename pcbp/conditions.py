@@ -18,7 +18,7 @@ import torch
 
 from pcbp.experiments import error_vs_autograd, error_wave
 from pcbp.network import PCN
-from pcbp.pcn import errors, feedforward_state, hebbian, hebbian_bias, inference_step, perturb_hidden, predictions
+from pcbp.pcn import hebbian, hebbian_bias
 from pcbp.rules import ZIL
 from pcbp.updates import Trace, Updates
 
@@ -164,26 +164,9 @@ class WeightsFirstZIL(ZIL):
     """
 
     name = "Z-IL (weights first)"
+    weights_first = True
 
     def run(
         self, net: PCN, s_in: Tensor, s_out: Tensor, *, apply: bool, trace: Trace | None
     ) -> Updates:
-        work = net if apply else net.clone()
-        plan = self.steps_of(work.l_max)
-        T = 1 + max((t for steps in plan.values() for t in steps), default=0)
-        x = perturb_hidden(feedforward_state(work, s_in, s_out), self.init_noise, self.seed)
-        updates = Updates()
-        for t in range(T):
-            mu = predictions(work, x)
-            eps = errors(x, mu)
-            if trace is not None:
-                trace.record(x, mu, eps)
-            now = Updates()
-            for l, steps in plan.items():
-                if t in steps:
-                    self.learn(work, now, l, eps[l], x[l + 1])
-            now.apply(work)  # the weights move first ...
-            if t < T - 1:  # ... and the values then feed back through the moved weights
-                x = inference_step(work, x, eps, self.gamma, clamp_output=True)
-            updates.merge(now)
-        return updates
+        return super().run(net if apply else net.clone(), s_in, s_out, apply=True, trace=trace)

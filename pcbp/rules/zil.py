@@ -27,6 +27,7 @@ class ZIL(Rule):
     """
 
     name = "Z-IL"
+    weights_first = False  # True: a step's weight update lands before its value update (wrong)
 
     def __init__(
         self,
@@ -72,9 +73,11 @@ class ZIL(Rule):
             for l, steps in plan.items():
                 if t in steps:
                     self.learn(net, now, l, eps[l], x[l + 1])
+            if self.weights_first:  # the wrong order, kept for the ablation
+                now.apply(net)
             if t < T - 1:
                 x = inference_step(net, x, eps, self.gamma, clamp_output=True)
-            if apply:
+            if apply and not self.weights_first:
                 now.apply(net)
             updates.merge(now)
         return updates
