@@ -2,22 +2,61 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import platform
 import statistics
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 
+from pcbp.data import batches
+from pcbp.experiments import random_problem
 from pcbp.network import PCN
-from pcbp.rules import Rule
+from pcbp.rules import BP, IL, ZIL, FaZIL, FaZILQuiet, Rule, ZILWave
 
 Tensor = torch.Tensor
 
+ALPHA = 1e-4  # small, so that weights barely move while a rule is timed over and over
 
-def interleaved_times(calls: Mapping[str, Callable[[], object]], *, repeats: int = 30, warmup: int = 3
-                      ) -> dict[str, list[float]]:
+
+def standard_rules(il_T: Sequence[int] = (20, 100)) -> dict[str, Callable[[], Rule]]:
+    """Every rule the cost chapter compares, by display name; BP first (the reference)."""
+    rules: dict[str, Callable[[], Rule]] = {
+        "BP": lambda: BP(ALPHA),
+        "Z-IL (wave)": lambda: ZILWave(ALPHA),
+        "Z-IL (faithful)": lambda: ZIL(ALPHA),
+        "Fa-Z-IL (quiet)": lambda: FaZILQuiet(ALPHA),
+        "Fa-Z-IL (faithful)": lambda: FaZIL(ALPHA),
+    }
+    for T in il_T:
+        rules[f"IL (T={T})"] = lambda T=T: IL(ALPHA, gamma=0.1, T=T)
+    return rules
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One network and batch to time: `depth` weight matrices, hidden layers `width` wide."""
+
+    depth: int
+    width: int = 256
+    batch: int = 64
+    n_in: int = 784
+    n_out: int = 10
+    activation: str = "tanh"
+    dtype: str = "float32"
+
+    def problem(self) -> tuple[PCN, Tensor, Tensor]:
+        sizes = (self.n_out,) + (self.width,) * (self.depth - 1) + (self.n_in,)
+        return random_problem(sizes, self.activation, batch=self.batch, dtype=getattr(torch, self.dtype))
+
+
+def interleaved_times(
+    calls: Mapping[str, Callable[[], object]], *, repeats: int = 30, warmup: int = 3
+) -> dict[str, list[float]]:
     """Seconds per call of each callable, measured in rounds that call every one once.
 
     Interleaving (with the order rotated every round) spreads slow spells of the machine over all
@@ -52,6 +91,44 @@ def summarize(times: Mapping[str, Sequence[float]], reference: str = "BP") -> li
     return rows
 
 
+def benchmark(
+    settings: Iterable[Setting],
+    rules: Mapping[str, Callable[[], Rule]] | None = None,
+    *,
+    repeats: int = 20,
+    warmup: int = 3,
+    skip: Callable[[Setting, str], bool] = lambda setting, rule: False,
+) -> list[dict[str, object]]:
+    """Time every rule on every setting (interleaved within a setting); one row per pair."""
+    rules = standard_rules() if rules is None else rules
+    rows: list[dict[str, object]] = []
+    for setting in settings:
+        net, s_in, s_out = setting.problem()
+        chosen = {name: make() for name, make in rules.items() if name == "BP" or not skip(setting, name)}
+        times = interleaved_times(rule_calls(chosen, net, s_in, s_out), repeats=repeats, warmup=warmup)
+        rows += [{**asdict(setting), **row} for row in summarize(times)]
+    return rows
+
+
+def write_csv(rows: Sequence[Mapping[str, object]], path: str | Path) -> Path:
+    """Write benchmark rows, with the machine they were measured on in a leading comment."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        f.write("# " + "; ".join(f"{k}={v}" for k, v in machine().items()) + "\n")
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def read_csv(path: str | Path) -> tuple[list[dict[str, str]], str]:
+    """Rows (as strings) and the machine line of a CSV written by `write_csv`."""
+    with Path(path).open() as f:
+        first = f.readline()
+        return list(csv.DictReader(f)), first.lstrip("# ").strip()
+
+
 def machine() -> dict[str, str | int]:
     """What the numbers were measured on: CPU, threads, torch and Python versions."""
     cpu = platform.processor() or platform.machine()
@@ -62,3 +139,14 @@ def machine() -> dict[str, str | int]:
         pass
     return {"cpu": cpu, "cores": os.cpu_count() or 0, "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version()}
+
+
+def timed_epoch(rule: Rule, net: PCN, s_in: Tensor, s_out: Tensor, *, batch_size: int = 64, seed: int = 0
+                ) -> list[float]:
+    """Train `net` in place for one epoch of SGD with `rule`; seconds taken by each update."""
+    times = []
+    for x, y in batches(s_in, s_out, batch_size, seed=seed):
+        start = time.perf_counter()
+        rule(net, x, y)
+        times.append(time.perf_counter() - start)
+    return times

@@ -17,7 +17,7 @@ INITS = ("feedforward", "settle")
 
 
 def phi_gate(
-    eps: Tensor, mu: Tensor, mu_prev: Tensor, armed: Tensor, tau: float, phi: str
+    eps: Tensor, mu: Tensor, mu_prev: Tensor | None, armed: Tensor, tau: float, phi: str
 ) -> tuple[Tensor, Tensor]:
     """`Φ(ε)` for one layer: `ε` where the gate fires now, else 0; also the gates still armed.
 
@@ -25,10 +25,12 @@ def phi_gate(
     error departs from 0 (`|ε| > τ`). It fires at that moment, passing `ε` on, if
     `phi="departure"`; with `phi="feedback"` only if its prediction `μ` did not move in the
     last step, i.e. the departure was caused by feedback. Everything it reads is its own.
+    `mu_prev=None` says the prediction was not recomputed, so it cannot have moved.
     """
-    departed = armed & (eps.abs() > tau)
-    fires = departed if phi == "departure" else departed & ((mu - mu_prev).abs() <= tau)
-    return torch.where(fires, eps, torch.zeros_like(eps)), armed & ~departed
+    departed = armed & ((eps != 0) if tau == 0 else (eps.abs() > tau))
+    moved = phi == "feedback" and mu_prev is not None
+    fires = departed & ((mu - mu_prev).abs() <= tau) if moved else departed
+    return eps * fires, armed ^ departed
 
 
 class FaZIL(Rule):
@@ -67,6 +69,10 @@ class FaZIL(Rule):
         self.phi = _choice("phi", phi, PHIS)
         self.tau = tau
 
+    def free_predictions(self, net: PCN, x: list[Tensor]) -> list[Tensor]:
+        """`μ` of the free state: from the feedforward limit these are the values themselves."""
+        return list(x[: net.l_max]) if self.init == "feedforward" else predictions(net, x)
+
     def initial_state(self, net: PCN, s_in: Tensor) -> list[Tensor]:
         """The free network's state once the input alone has been shown (C1, reached or assumed)."""
         if self.init == "feedforward":
@@ -92,7 +98,7 @@ class FaZIL(Rule):
         self, net: PCN, s_in: Tensor, s_out: Tensor, *, apply: bool, trace: Trace | None
     ) -> Updates:
         x = self.initial_state(net, s_in)
-        mu_prev = predictions(net, x)
+        mu_prev = self.free_predictions(net, x)
         x[0] = s_out
         tau = self.threshold(s_in.dtype)
         armed = [torch.ones_like(m, dtype=torch.bool) for m in mu_prev]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 
 from pcbp.network import PCN
-from pcbp.pcn import predictions
 from pcbp.rules.fazil import FaZIL, phi_gate
 from pcbp.updates import Trace, Updates
 
@@ -32,7 +31,7 @@ class FaZILQuiet(FaZIL):
             raise ValueError("FaZILQuiet skips still nodes and cannot trace; use FaZIL(trace=...)")
         L, tau = net.l_max, self.threshold(s_in.dtype)
         x = self.initial_state(net, s_in)
-        mu = predictions(net, x)
+        mu = self.free_predictions(net, x)
         x[0] = s_out
         armed = [torch.ones_like(m, dtype=torch.bool) for m in mu]
         listening = [True] * L  # does layer l still have an armed error node?
@@ -43,14 +42,14 @@ class FaZILQuiet(FaZIL):
             for l in range(L):
                 if not listening[l] or not (moved[l] or moved[l + 1]):
                     continue  # gates all closed, or nothing it reads has changed
-                mu_l = net.predict(l, x[l + 1]) if moved[l + 1] else mu[l]
-                phi[l], armed[l] = phi_gate(x[l] - mu_l, mu_l, mu[l], armed[l], tau, self.phi)
+                mu_l, mu_prev = (net.predict(l, x[l + 1]), mu[l]) if moved[l + 1] else (mu[l], None)
+                phi[l], armed[l] = phi_gate(x[l] - mu_l, mu_l, mu_prev, armed[l], tau, self.phi)
                 mu[l], listening[l] = mu_l, bool(armed[l].any())
                 if bool(phi[l].any()):
                     self.learn(net, now, l, phi[l], x[l + 1])
                 else:
-                    phi[l] = None
-            moved = self._relax(net, x, phi)
+                    phi[l] = None  # silent
+            moved = self._relax(net, x, phi, listening)
             if apply:
                 now.apply(net)
             updates.merge(now)
@@ -58,15 +57,22 @@ class FaZILQuiet(FaZIL):
                 break  # the network is quiet: learning for this presentation is over
         return updates
 
-    def _relax(self, net: PCN, x: list[Tensor], phi: list[Tensor | None]) -> list[bool]:
-        """`x^l += γ(−Φ^l + f'(x^l) ⊙ (θ^l)ᵀ Φ^{l−1})` where a neighbouring node spoke; who moved."""
+    def _relax(
+        self, net: PCN, x: list[Tensor], phi: list[Tensor | None], listening: list[bool]
+    ) -> list[bool]:
+        """`x^l += γ(−Φ^l + f'(x^l) ⊙ (θ^l)ᵀ Φ^{l−1})` where a neighbouring node spoke; who moved.
+
+        A value node that no listening error node will ever read again (its own layer's and the
+        one above are done) is left as it is: nothing observable depends on it.
+        """
         moved = [False] * (net.l_max + 1)
         for l in range(1, net.l_max):
-            if phi[l] is None and phi[l - 1] is None:
+            if (phi[l] is None and phi[l - 1] is None) or not (listening[l] or listening[l - 1]):
                 continue
-            drive = torch.zeros_like(x[l]) if phi[l] is None else -phi[l]
+            drive = None if phi[l] is None else -phi[l]
             if phi[l - 1] is not None:
-                drive = net.df(x[l]) * (phi[l - 1] @ net.theta[l]) + drive
-            x[l] = x[l] + self.gamma * drive
+                feedback = net.df(x[l]) * (phi[l - 1] @ net.theta[l])
+                drive = feedback if drive is None else feedback + drive
+            x[l] = x[l] + (drive if self.gamma == 1 else self.gamma * drive)
             moved[l] = True
         return moved

@@ -1,0 +1,50 @@
+"""The benchmark machinery (not the timings: those are never asserted)."""
+
+import torch
+
+from pcbp.benchmark import (
+    Setting,
+    benchmark,
+    interleaved_times,
+    read_csv,
+    standard_rules,
+    summarize,
+    timed_epoch,
+    write_csv,
+)
+from pcbp.data import teacher_student
+from pcbp.network import PCN
+from pcbp.rules import BP
+
+
+def test_interleaving_calls_every_callable_the_same_number_of_times():
+    calls = {"a": [], "b": [], "c": []}
+    times = interleaved_times({k: (lambda k=k: calls[k].append(1)) for k in calls}, repeats=7, warmup=2)
+    assert {k: len(v) for k, v in calls.items()} == {"a": 9, "b": 9, "c": 9}
+    assert all(len(t) == 7 and min(t) >= 0 for t in times.values())
+
+
+def test_summary_ratios_are_medians_over_the_reference():
+    rows = summarize({"BP": [1.0, 2.0, 3.0], "X": [2.0, 4.0, 6.0]})
+    assert [r["ratio_to_bp"] for r in rows] == [1.0, 2.0] and rows[1]["median_s"] == 4.0
+
+
+def test_benchmark_rows_cover_every_rule_and_setting_and_round_trip_through_csv(tmp_path):
+    settings = [Setting(depth=d, width=8, batch=4, n_in=6, n_out=3) for d in (2, 3)]
+    rows = benchmark(settings, standard_rules(il_T=(2,)), repeats=2, warmup=1,
+                     skip=lambda s, r: r == "IL (T=2)" and s.depth == 3)
+    assert len(rows) == 6 + 5
+    back, machine = read_csv(write_csv(rows, tmp_path / "r.csv"))
+    assert len(back) == len(rows) and "torch=" in machine
+    assert {r["rule"] for r in back} == set(standard_rules(il_T=(2,)))
+
+
+def test_timed_epoch_trains_like_a_plain_loop():
+    s_in, s_out = teacher_student(40, (3, 5, 4), seed=0)
+    a, b = PCN((3, 5, 4), seed=1), PCN((3, 5, 4), seed=1)
+    times = timed_epoch(BP(0.1), a, s_in, s_out, batch_size=16, seed=2)
+    from pcbp.data import batches
+
+    for x, y in batches(s_in, s_out, 16, seed=2):
+        BP(0.1)(b, x, y)
+    assert len(times) == 3 and all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
