@@ -13,7 +13,6 @@ from pathlib import Path
 
 import torch
 
-from pcbp.data import batches
 from pcbp.experiments import random_problem
 from pcbp.network import PCN
 from pcbp.rules import BP, IL, ZIL, FaZIL, FaZILQuiet, Rule, ZILWave
@@ -140,13 +139,3 @@ def machine() -> dict[str, str | int]:
     return {"cpu": cpu, "cores": os.cpu_count() or 0, "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version()}
 
-
-def timed_epoch(rule: Rule, net: PCN, s_in: Tensor, s_out: Tensor, *, batch_size: int = 64, seed: int = 0
-                ) -> list[float]:
-    """Train `net` in place for one epoch of SGD with `rule`; seconds taken by each update."""
-    times = []
-    for x, y in batches(s_in, s_out, batch_size, seed=seed):
-        start = time.perf_counter()
-        rule(net, x, y)
-        times.append(time.perf_counter() - start)
-    return times

@@ -1,6 +1,5 @@
 """The benchmark machinery (not the timings: those are never asserted)."""
 
-import torch
 
 from pcbp.benchmark import (
     Setting,
@@ -9,12 +8,8 @@ from pcbp.benchmark import (
     read_csv,
     standard_rules,
     summarize,
-    timed_epoch,
     write_csv,
 )
-from pcbp.data import teacher_student
-from pcbp.network import PCN
-from pcbp.rules import BP
 
 
 def test_interleaving_calls_every_callable_the_same_number_of_times():
@@ -38,13 +33,3 @@ def test_benchmark_rows_cover_every_rule_and_setting_and_round_trip_through_csv(
     assert len(back) == len(rows) and "torch=" in machine
     assert {r["rule"] for r in back} == set(standard_rules(il_T=(2,)))
 
-
-def test_timed_epoch_trains_like_a_plain_loop():
-    s_in, s_out = teacher_student(40, (3, 5, 4), seed=0)
-    a, b = PCN((3, 5, 4), seed=1), PCN((3, 5, 4), seed=1)
-    times = timed_epoch(BP(0.1), a, s_in, s_out, batch_size=16, seed=2)
-    from pcbp.data import batches
-
-    for x, y in batches(s_in, s_out, 16, seed=2):
-        BP(0.1)(b, x, y)
-    assert len(times) == 3 and all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))

@@ -45,6 +45,9 @@ class FaZILQuiet(FaZIL):
                 mu_l, mu_prev = (net.predict(l, x[l + 1]), mu[l]) if moved[l + 1] else (mu[l], None)
                 phi[l], armed[l] = phi_gate(x[l] - mu_l, mu_l, mu_prev, armed[l], tau, self.phi)
                 mu[l], listening[l] = mu_l, bool(armed[l].any())
+                if listening[l] and self.phi == "feedback":
+                    armed[l] &= self.reachable(net, x, l)
+                    listening[l] = bool(armed[l].any())
                 if bool(phi[l].any()):
                     self.learn(net, now, l, phi[l], x[l + 1])
                 else:
@@ -56,6 +59,13 @@ class FaZILQuiet(FaZIL):
             if not any(moved):
                 break  # the network is quiet: learning for this presentation is over
         return updates
+
+    @staticmethod
+    def reachable(net: PCN, x: list[Tensor], l: int) -> Tensor:
+        """Error nodes that feedback can still move: none in the clamped output, and in a hidden
+        layer those whose gain `f'(x)` is nonzero. The others can only ever depart because their
+        prediction moved, so their gates would never fire: they close now, and save a product."""
+        return torch.zeros_like(x[0], dtype=torch.bool) if l == 0 else net.df(x[l]) != 0
 
     def _relax(
         self, net: PCN, x: list[Tensor], phi: list[Tensor | None], listening: list[bool]
