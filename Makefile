@@ -7,7 +7,7 @@ JB     := $(BIN)/jupyter-book build --all -W -n --keep-going .
 # Debian packages the book and its tests use, installed when run as root with apt.
 APT_PACKAGES := dataset-fashion-mnist chromium
 
-.PHONY: install system-packages data book test verify clean
+.PHONY: install system-packages data book test verify bench clean
 
 install: $(STAMP)
 
@@ -43,6 +43,10 @@ test: data
 
 verify: $(STAMP)
 	$(BIN)/pcbp verify
+
+# Time per update of every rule, ratios to BP (a benchmark, not a test): benchmarks/results/rules.csv
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_rules.py
 
 clean:
 	rm -rf _build .pytest_cache .hypothesis

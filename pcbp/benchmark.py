@@ -47,10 +47,12 @@ class Setting:
     n_out: int = 10
     activation: str = "tanh"
     dtype: str = "float32"
+    device: str = "cpu"
 
     def problem(self) -> tuple[PCN, Tensor, Tensor]:
         sizes = (self.n_out,) + (self.width,) * (self.depth - 1) + (self.n_in,)
-        return random_problem(sizes, self.activation, batch=self.batch, dtype=getattr(torch, self.dtype))
+        net, s_in, s_out = random_problem(sizes, self.activation, batch=self.batch, dtype=getattr(torch, self.dtype))
+        return net.to(device=self.device), s_in.to(self.device), s_out.to(self.device)
 
 
 def interleaved_times(
@@ -75,9 +77,15 @@ def interleaved_times(
 
 
 def rule_calls(rules: Mapping[str, Rule], net: PCN, s_in: Tensor, s_out: Tensor) -> dict[str, Callable[[], object]]:
-    """One weight update per call, each rule on its own copy of `net`."""
+    """One weight update per call, each rule on its own copy of `net` (waiting for a GPU to finish)."""
     twins = {name: net.clone() for name in rules}
-    return {name: (lambda r=rule, n=twins[name]: r(n, s_in, s_out)) for name, rule in rules.items()}
+    sync = torch.cuda.synchronize if net.device.type == "cuda" else (lambda: None)
+
+    def call(rule: Rule, twin: PCN) -> None:
+        rule(twin, s_in, s_out)
+        sync()
+
+    return {name: (lambda r=rule, n=twins[name]: call(r, n)) for name, rule in rules.items()}
 
 
 def summarize(times: Mapping[str, Sequence[float]], reference: str = "BP") -> list[dict[str, float | str]]:
