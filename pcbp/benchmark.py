@@ -147,3 +147,25 @@ def machine() -> dict[str, str | int]:
     return {"cpu": cpu, "cores": os.cpu_count() or 0, "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version()}
 
+
+
+class _CountMatmuls(torch.overrides.TorchFunctionMode):
+    """Counts matrix products (`@`, `mm`, `matmul`) made while active."""
+
+    PRODUCTS = {torch.Tensor.__matmul__, torch.Tensor.__rmatmul__, torch.matmul, torch.mm, torch.Tensor.mm,
+                torch.Tensor.matmul}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.count += func in self.PRODUCTS
+        return func(*args, **(kwargs or {}))
+
+
+def count_matmuls(call: Callable[[], object]) -> int:
+    """How many matrix products `call()` makes: a machine-independent measure of its work."""
+    with _CountMatmuls() as mode:
+        call()
+    return mode.count

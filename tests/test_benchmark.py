@@ -1,5 +1,6 @@
 """The benchmark machinery (not the timings: those are never asserted)."""
 
+import torch
 
 from pcbp.benchmark import (
     Setting,
@@ -10,6 +11,7 @@ from pcbp.benchmark import (
     summarize,
     write_csv,
 )
+from pcbp.rules import BP
 
 
 def test_interleaving_calls_every_callable_the_same_number_of_times():
@@ -33,3 +35,16 @@ def test_benchmark_rows_cover_every_rule_and_setting_and_round_trip_through_csv(
     assert len(back) == len(rows) and "torch=" in machine
     assert {r["rule"] for r in back} == set(standard_rules(il_T=(2,)))
 
+
+
+def test_matmul_count_of_bp_is_three_per_layer_minus_one():
+    from pcbp.benchmark import count_matmuls
+    from pcbp.experiments import random_problem
+    from pcbp.rules import ZIL, ZILWave
+
+    for depth in (2, 5):
+        net, s_in, s_out = random_problem((3,) + (6,) * (depth - 1) + (4,), "tanh", batch=2)
+        assert count_matmuls(lambda: BP(0.1)(net.clone(), s_in, s_out)) == 3 * depth - 1
+        assert count_matmuls(lambda: ZILWave(0.1)(net.clone(), s_in, s_out)) == 3 * depth - 1
+        assert count_matmuls(lambda: ZIL(0.1)(net.clone(), s_in, s_out)) > 3 * depth - 1
+    assert count_matmuls(lambda: torch.ones(2, 2) + 1) == 0
