@@ -7,7 +7,7 @@ JB     := $(BIN)/jupyter-book build --all -W -n --keep-going .
 # Debian packages the book and its tests use, installed when run as root with apt.
 APT_PACKAGES := dataset-fashion-mnist chromium
 
-.PHONY: install system-packages data book test verify bench clean
+.PHONY: install system-packages data book test verify bench bench-pcx clean
 
 install: $(STAMP)
 
@@ -47,6 +47,20 @@ verify: $(STAMP)
 # Time per update of every rule, ratios to BP (a benchmark, not a test): benchmarks/results/rules.csv
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_rules.py
+
+# pcx (JAX) for benchmarks/bench_pcx.py, in its own venv: torch and JAX stay apart. Pins: the extra `pcx`.
+PCX_VENV  := .venv-pcx
+PCX_STAMP := $(PCX_VENV)/.installed-stamp
+
+$(PCX_STAMP): pyproject.toml
+	@test -x $(PCX_VENV)/bin/python || $(PYTHON) -m venv $(PCX_VENV)
+	$(PCX_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+	  $$($(PYTHON) -c "import tomllib; print(' '.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['pcx']))")
+	@touch $@
+
+# Optional, not part of `make test`: pcbp's IL against pcx's, side by side (about a minute).
+bench-pcx: $(STAMP) $(PCX_STAMP)
+	$(BIN)/python benchmarks/bench_pcx.py --pcbp-python $(BIN)/python --pcx-python $(PCX_VENV)/bin/python
 
 clean:
 	rm -rf _build .pytest_cache .hypothesis

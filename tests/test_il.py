@@ -7,8 +7,9 @@ from pcbp.data import teacher_student
 from pcbp.experiments import error_vs_autograd, random_problem, twin_divergence
 from pcbp.metrics import relative_error
 from pcbp.network import PCN
+from pcbp.pcn import errors, feedforward_state, inference_step, perturb_hidden, predictions
 from pcbp.rules import IL, autograd_updates
-from pcbp.updates import Trace
+from pcbp.updates import Trace, Updates
 
 
 def targets_near_output(net, s_in, scale, seed=0):
@@ -64,3 +65,62 @@ def test_il_updates_with_the_relaxed_state(problem, T):
     eps, x = trace.eps[-1], trace.x[-1]
     expected = 0.1 * eps[1].T @ net.f(x[2]) / s_in.shape[0]
     torch.testing.assert_close(upd.theta[2], expected)
+
+
+def reference_il(net, s_in, s_out, alpha, gamma, T, init_noise=0.0, seed=0):
+    """IL written out step by step with `pcbp.pcn`: the oracle for the fast `IL.run`."""
+    trace = Trace()
+    x = perturb_hidden(feedforward_state(net, s_in, s_out), init_noise, seed)
+    for t in range(T + 1):
+        mu = predictions(net, x)
+        eps = errors(x, mu)
+        trace.record(x, mu, eps)
+        if t < T:
+            x = inference_step(net, x, eps, gamma, clamp_output=True)
+    updates = Updates()
+    for l in range(net.l_max):
+        d_b = alpha * eps[l].mean(dim=0) if net.has_bias else None
+        updates.add(l + 1, alpha * eps[l].T @ net.f(x[l + 1]) / s_in.shape[0], d_b)
+    return updates, trace
+
+
+def max_gap(a, b):
+    return max(float((u - v).abs().max()) for u, v in zip(a, b))
+
+
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu", "leaky_relu", "linear"])
+@pytest.mark.parametrize("sizes, init_noise", [((3, 6, 5, 4, 7), 0.0), ((3, 6, 5, 4, 7), 0.3), ((4, 9, 5), 0.0),
+                                               ((4, 5), 0.0)])
+def test_fast_relaxation_equals_the_reference_step_by_step(bias, activation, sizes, init_noise):
+    """Every x, μ, ε of every step and every update agree with the plain loop to 1e-13 (float64)."""
+    net, s_in, s_out = random_problem(sizes, activation, bias=bias, batch=6, seed=5)
+    expected, ref_trace = reference_il(net, s_in, s_out, 0.1, 0.1, 25, init_noise, seed=2)
+    trace = Trace()
+    got = IL(0.1, gamma=0.1, T=25, init_noise=init_noise, seed=2)(net, s_in, s_out, apply=False, trace=trace)
+    assert trace.steps == ref_trace.steps == 26
+    for t in range(trace.steps):
+        for name in ("x", "mu", "eps"):
+            assert max_gap(getattr(trace, name)[t], getattr(ref_trace, name)[t]) <= 1e-13, (name, t)
+    assert max_gap(got.tensors(net), expected.tensors(net)) <= 1e-13
+    assert sorted(got.b) == sorted(expected.b) == ([l for l in range(1, net.l_max + 1)] if bias else [])
+
+
+def test_fast_relaxation_leaves_the_batch_and_a_copy_of_the_net_alone(problem):
+    """The in-place steps move only IL's own copies of the hidden nodes."""
+    net, s_in, s_out = problem
+    s_in0, s_out0, theta0 = s_in.clone(), s_out.clone(), [p.clone() for p in net.parameters()]
+    IL(0.1, T=10)(net, s_in, s_out, apply=False)
+    assert torch.equal(s_in, s_in0) and torch.equal(s_out, s_out0)
+    assert all(torch.equal(p, q) for p, q in zip(net.parameters(), theta0))
+    twin = net.clone()
+    upd = IL(0.1, T=10)(net, s_in, s_out)
+    upd.apply(twin)
+    assert all(torch.equal(p, q) for p, q in zip(net.parameters(), twin.parameters()))
+
+
+def test_fast_relaxation_keeps_float32():
+    net, s_in, s_out = random_problem((10, 32, 32, 78), "tanh", batch=4, dtype=torch.float32)
+    trace = Trace()
+    upd = IL(0.1, T=3)(net, s_in, s_out, apply=False, trace=trace)
+    assert all(t.dtype == torch.float32 for t in upd.tensors(net) + trace.x[-1] + trace.mu[-1] + trace.eps[-1])

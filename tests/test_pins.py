@@ -10,8 +10,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def pyproject_pins() -> dict[str, str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    reqs = project["dependencies"] + [r for group in project["optional-dependencies"].values() for r in group]
-    return dict(r.split("==") for r in reqs)
+    groups = project["optional-dependencies"]
+    reqs = project["dependencies"] + [r for name, g in groups.items() if name != "pcx" for r in g]
+    return dict(r.split("==") for r in reqs)  # the pcx extra lives in its own venv, not in environment.yml
 
 
 def environment_pins() -> dict[str, str]:
