@@ -304,14 +304,11 @@ def compare(workers: dict[str, Worker], T: int, tmp: Path, dtype: str) -> dict:
 
 
 def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    """pcbp's machine line (CPU, cores, threads, versions) plus the load and the platform."""
+    from pcbp.benchmark import machine as pcbp_machine  # the main process runs where pcbp is installed
+
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    return {"cpu": cpu, "cores": os.cpu_count(), "loadavg_at_start": load, "platform": platform.platform()}
+    return {**pcbp_machine(), "loadavg_at_start": load, "platform": platform.platform()}
 
 
 def main(argv: list[str] | None = None) -> int:
