@@ -148,7 +148,6 @@ def machine() -> dict[str, str | int]:
             "torch": torch.__version__, "python": platform.python_version()}
 
 
-
 class _CountMatmuls(torch.overrides.TorchFunctionMode):
     """Counts matrix products (`@`, `mm`, `matmul`) made while active."""
 

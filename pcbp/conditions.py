@@ -38,15 +38,23 @@ def lemma_by_layer(net: PCN, s_in: Tensor, s_out: Tensor) -> tuple[float, np.nda
     gradient) cannot be compared more finely than that. Where `δ^l = 0` both are `nan`.
     """
     trace, delta = error_wave(net, s_in, s_out)
-    y = net.feedforward(s_in)
     before = max((float(trace.eps[t][l].abs().max()) for l in range(net.l_max) for t in range(l)), default=0.0)
-    rel, kappa = np.full(net.l_max, np.nan), np.full(net.l_max, np.nan)
+    return (before, *_deviation_from_law(net, s_in, trace, delta, gamma=1.0))
+
+
+def _deviation_from_law(
+    net: PCN, s_in: Tensor, trace: Trace, delta: list[Tensor], *, gamma: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per layer: `‖ε^l_l − γ^l δ^l‖ / ‖γ^l δ^l‖` and `κ^l = ‖y^l‖ / ‖γ^l δ^l‖`; `nan` where `δ^l = 0`."""
+    y = net.feedforward(s_in)
+    dev, kappa = np.full(net.l_max, np.nan), np.full(net.l_max, np.nan)
     for l in range(net.l_max):
-        norm = float(delta[l].norm())
+        law = gamma**l * delta[l]
+        norm = float(law.norm())
         if norm > 0:
-            rel[l] = float((trace.eps[l][l] - delta[l]).norm()) / norm
+            dev[l] = float((trace.eps[l][l] - law).norm()) / norm
             kappa[l] = float(y[l].norm()) / norm
-    return before, rel, kappa
+    return dev, kappa
 
 
 # --- C2: when each weight learns -------------------------------------------------------------
@@ -117,15 +125,7 @@ def gamma_law_by_layer(net: PCN, s_in: Tensor, s_out: Tensor, *, gamma: float) -
     `‖ε^l_l − γ^l δ^l‖ / ‖γ^l δ^l‖`, and the rounding ratio `κ^l_γ = ‖y^l‖ / ‖γ^l δ^l‖`
     (the deviation cannot be resolved below about `ε_mach · κ^l_γ`). `nan` where `δ^l = 0`."""
     trace, delta = error_wave(net, s_in, s_out, gamma)
-    y = net.feedforward(s_in)
-    dev, kappa = np.full(net.l_max, np.nan), np.full(net.l_max, np.nan)
-    for l in range(net.l_max):
-        law = gamma**l * delta[l]
-        norm = float(law.norm())
-        if norm > 0:
-            dev[l] = float((trace.eps[l][l] - law).norm()) / norm
-            kappa[l] = float(y[l].norm()) / norm
-    return dev, kappa
+    return _deviation_from_law(net, s_in, trace, delta, gamma=gamma)
 
 
 def gamma_scaled(updates: Updates, gamma: float) -> Updates:

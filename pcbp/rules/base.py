@@ -22,6 +22,7 @@ class Rule(ABC):
     """
 
     name: str = "rule"
+    faithful: str | None = None  # set by a rule that skips still nodes: the rule that can trace them
 
     def __init__(self, alpha: float) -> None:
         self.alpha = check_positive("alpha (the learning rate α)", alpha)
@@ -35,6 +36,9 @@ class Rule(ABC):
         apply: bool = True,
         trace: Trace | None = None,
     ) -> Updates:
+        if trace is not None and self.faithful is not None:
+            raise ValueError(f"{self.name} skips nodes that cannot change and so cannot trace; "
+                             f"trace with {self.faithful}(..., trace=...), which computes the same updates")
         check_batch(net, s_in, s_out)
         check_finite_weights(net)
         with torch.no_grad():

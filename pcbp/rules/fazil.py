@@ -28,8 +28,8 @@ def phi_gate(
     `mu_prev=None` says the prediction was not recomputed, so it cannot have moved.
     """
     departed = armed & ((eps != 0) if tau == 0 else (eps.abs() > tau))
-    moved = phi == "feedback" and mu_prev is not None
-    fires = departed & ((mu - mu_prev).abs() <= tau) if moved else departed
+    check_cause = phi == "feedback" and mu_prev is not None
+    fires = departed & ((mu - mu_prev).abs() <= tau) if check_cause else departed
     return eps * fires, armed ^ departed
 
 

@@ -23,12 +23,11 @@ class FaZILQuiet(FaZIL):
     """
 
     name = "Fa-Z-IL (quiet)"
+    faithful = "FaZIL"
 
     def run(
         self, net: PCN, s_in: Tensor, s_out: Tensor, *, apply: bool, trace: Trace | None
     ) -> Updates:
-        if trace is not None:
-            raise ValueError("FaZILQuiet skips still nodes and cannot trace; use FaZIL(trace=...)")
         L, tau = net.l_max, self.threshold(s_in.dtype)
         x = self.initial_state(net, s_in)
         mu = self.free_predictions(net, x)

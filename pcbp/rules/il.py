@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
-from pcbp.activations import ACTIVATIONS
 from pcbp.checks import check_positive, check_steps
 from pcbp.network import PCN
 from pcbp.pcn import errors, perturb_hidden
@@ -45,7 +42,6 @@ class IL(Rule):
         x = perturb_hidden([s_out, *(y[l].clone() for l in hidden), s_in], self.init_noise, self.seed)
         mu_top = y[top]  # μ^{l_max−1} = θ^{l_max} f(s_in) = y^{l_max−1}: the input never moves
         theta_t = {l: net.theta[l].T.contiguous() for l in range(1, top + 1)}  # (θ^l)ᵀ, laid out once
-        df = derivative(net)
         fx = {l: net.f(x[l]) for l in hidden}  # f(x^l) of the hidden nodes, kept up to date
         for t in range(self.T + 1):
             mu = [prediction(net, l, fx[l + 1], theta_t[l + 1]) for l in range(top)] + [mu_top]
@@ -54,7 +50,7 @@ class IL(Rule):
                 trace.record(x, mu, eps)
             if t < self.T:
                 for l in hidden:  # x^l ← x^l + γ f'(x^l) ⊙ (θ^l)ᵀ ε^{l−1} − γ ε^l, in place
-                    x[l].addcmul_(df(x[l], fx[l]), eps[l - 1] @ net.theta[l], value=self.gamma)
+                    x[l].addcmul_(net.activation.derivative(x[l], fx[l]), eps[l - 1] @ net.theta[l], value=self.gamma)
                     x[l].sub_(eps[l], alpha=self.gamma)
                     fx[l] = net.f(x[l])
         return self.learn_every_layer(net, eps, x, apply=apply)
@@ -67,15 +63,3 @@ def prediction(net: PCN, l: int, f_above: Tensor, theta_t: Tensor) -> Tensor:
         mu += net.b[l + 1]
     return mu
 
-
-def derivative(net: PCN) -> Callable[[Tensor, Tensor], Tensor]:
-    """`(x, f(x)) ↦ f'(x)`, from `f(x)` where it can be, so that `f` is evaluated once per node and step.
-
-    tanh: `1 − f²`, sigmoid: `f − f²` (each one `addcmul` pass); any other activation: `net.df(x)`.
-    """
-    if net.activation == ACTIVATIONS["tanh"]:
-        one = torch.ones((), dtype=net.dtype, device=net.device)
-        return lambda x, fx: torch.addcmul(one, fx, fx, value=-1)
-    if net.activation == ACTIVATIONS["sigmoid"]:
-        return lambda x, fx: torch.addcmul(fx, fx, fx, value=-1)
-    return lambda x, fx: net.df(x)

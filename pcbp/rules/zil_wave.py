@@ -23,12 +23,11 @@ class ZILWave(Rule):
     """
 
     name = "Z-IL (wave)"
+    faithful = "ZIL"
 
     def run(
         self, net: PCN, s_in: Tensor, s_out: Tensor, *, apply: bool, trace: Trace | None
     ) -> Updates:
-        if trace is not None:
-            raise ValueError("ZILWave forms only the moving nodes and cannot trace; use ZIL(trace=...)")
         y = net.feedforward(s_in)
         updates = Updates()
         eps = s_out - y[0]  # ε^0_0: the clamped output against its prediction
