@@ -22,7 +22,7 @@ from pcbp.metrics import relative_error
 from pcbp.network import PCN
 from pcbp.pcn import settle
 from pcbp.rules.bp import deltas
-from pcbp.rules.fazil import FaZIL, phi_gate
+from pcbp.rules.fazil import FaZIL, driven_mask, gated_feedback, phi_gate
 from pcbp.updates import Trace, Updates
 
 Tensor = torch.Tensor
@@ -188,29 +188,36 @@ class Firing:
 
 
 def firing_record(net: PCN, s_in: Tensor, s_out: Tensor, rule: FaZIL) -> tuple[Firing, Trace, Updates]:
-    """Run `rule` (weights left unchanged) with a `Trace` and replay `phi_gate` on it.
+    """Run `rule` (weights left unchanged) with a `Trace` and replay its gate `phi_gate` on it.
 
-    The replay uses the rule's own `phi` and `tau` and, at `t = 0`, the predictions of the free
-    network just before the output was clamped; they equal the traced `μ_0`, since no prediction
-    reads the output layer. Returns the firing record, the trace and the rule's updates.
+    The replay uses the rule's own `phi` and thresholds and, at `t = 0`, the predictions of the
+    free network just before the output was clamped; they equal the traced `μ_0`, since no
+    prediction reads the output layer. What drives a value node (`gated_feedback`) is replayed
+    from the firings of the step before. Returns the firing record, the trace and the updates.
     """
     trace = Trace()
     updates = rule(net, s_in, s_out, apply=False, trace=trace)
-    tau = 1000 * torch.finfo(s_in.dtype).eps if rule.tau is None else rule.tau
-    L = net.l_max
-    armed = [torch.ones_like(e, dtype=torch.bool) for e in trace.eps[0]]
-    step = [torch.full(e.shape, -1, dtype=torch.long) for e in trace.eps[0]]
-    value = [torch.zeros_like(e) for e in trace.eps[0]]
-    count = [torch.zeros(e.shape, dtype=torch.long) for e in trace.eps[0]]
+    L, first = net.l_max, trace.eps[0]
+    tau = rule.thresholds(trace.mu[0])
+    armed = [torch.ones_like(e, dtype=torch.bool) for e in first]
+    step = [torch.full(e.shape, -1, dtype=torch.long) for e in first]
+    value = [torch.zeros_like(e) for e in first]
+    count = [torch.zeros(e.shape, dtype=torch.long) for e in first]
+    driven = [torch.ones_like(armed[0])] + [torch.zeros_like(a) for a in armed[1:]]
     mu_prev = trace.mu[0]
     for t in range(trace.steps):
+        gated_now = []
         for l in range(L):
             was = armed[l]
-            gated, armed[l] = phi_gate(trace.eps[t][l], trace.mu[t][l], mu_prev[l], was, tau, rule.phi)
+            gated, armed[l] = phi_gate(trace.eps[t][l], trace.mu[t][l], mu_prev[l], was, tau[l], rule.phi, driven[l])
             fired = was & ~armed[l] & (gated != 0)
             step[l] = torch.where(fired, torch.full_like(step[l], t), step[l])
             value[l] = torch.where(fired, gated, value[l])
             count[l] = count[l] + fired.long()
+            gated_now.append(gated)
+        driven = [torch.zeros_like(armed[0])] + [
+            driven_mask(trace.x[t][l], gated_feedback(net, l, trace.x[t][l], gated_now[l - 1])) for l in range(1, L)
+        ]
         mu_prev = trace.mu[t]
     with torch.no_grad():
         delta = deltas(net, net.feedforward(s_in), s_out)

@@ -1,7 +1,9 @@
 """Several learning rules side by side: one initial network, the same batches, one BP reference.
 
 `compare_rules` trains a copy of one seeded network with every rule it is given, and one more
-copy with BP, on the same mini-batches in the same order. It records, for every rule, the
+copy with BP as PyTorch runs it (`loss.backward()` and `torch.optim.SGD`, rule `AutogradSGD`),
+on the same mini-batches in the same order: a fault in pcbp's own update path cannot cancel
+against that reference. It records, for every rule, the
 relative distance of its weights from the BP-trained copy over the iterations, and the test
 loss and accuracy before training and after every epoch. `mean_spread` and `markdown_table`
 turn several seeds' results into the rows of a table.
@@ -20,7 +22,8 @@ from pcbp.checks import check_steps
 from pcbp.data import batches
 from pcbp.metrics import accuracy, divergence, loss
 from pcbp.network import PCN
-from pcbp.rules import BP, Rule
+from pcbp.rules import Rule
+from pcbp.rules.bp import AutogradSGD
 
 Tensor = torch.Tensor
 
@@ -128,7 +131,7 @@ def compare_rules(
     if test is not None:
         test = (test[0].to(dtype), test[1].to(dtype), test[2])
     init = PCN(sizes, activation, bias=bias, dtype=dtype, seed=seed)
-    steppers = {REFERENCE: BP(alpha), **rules}
+    steppers = {REFERENCE: AutogradSGD(alpha), **rules}
     nets = {name: init.clone() for name in steppers}
     runs = {name: Run(name, rule.name) for name, rule in steppers.items()}
     ref = nets[REFERENCE]

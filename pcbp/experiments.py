@@ -7,9 +7,10 @@ from collections.abc import Callable, Sequence
 import torch
 
 from pcbp.data import batches, teacher_student
-from pcbp.metrics import divergence, update_error
+from pcbp.metrics import divergence, relative_error, update_error
 from pcbp.network import PCN
-from pcbp.rules import BP, ZIL, Rule, autograd_updates, deltas
+from pcbp.rules import ZIL, Rule, autograd_updates, deltas
+from pcbp.rules.bp import AutogradSGD, sgd_step
 from pcbp.updates import Trace
 
 Tensor = torch.Tensor
@@ -34,9 +35,30 @@ def random_problem(
     return net, s_in, s_out
 
 
-def error_vs_autograd(rule: Rule, net: PCN, s_in: Tensor, s_out: Tensor) -> float:
-    """Relative error of one mini-batch's updates from `rule` against autograd BP (net unchanged)."""
-    return update_error(net, rule(net, s_in, s_out, apply=False), autograd_updates(net, s_in, s_out, rule.alpha))
+MODES = (True, False)  # `apply=`: training applies updates during inference; `False` only reports them
+
+
+def error_vs_autograd(rule: Rule, net: PCN, s_in: Tensor, s_out: Tensor, *, apply: bool = False) -> float:
+    """Relative error of one mini-batch's updates from `rule` against autograd BP; `net` is unchanged.
+
+    With `apply=True`, the mode training uses, the rule trains a copy, so updates applied during
+    inference act on its later steps; the result is then the larger of two errors: the returned
+    updates against autograd's, and the weight change against one `torch.optim.SGD` step's.
+    """
+    reference = autograd_updates(net, s_in, s_out, rule.alpha)
+    if not apply:
+        return update_error(net, rule(net, s_in, s_out, apply=False), reference)
+    trained = net.clone()
+    returned = update_error(net, rule(trained, s_in, s_out, apply=True), reference)
+    return max(returned, step_error(net, trained, sgd_step(net, s_in, s_out, rule.alpha)))
+
+
+def step_error(before: PCN, after: PCN, reference: PCN) -> float:
+    """`‖(after − before) − (reference − before)‖ / ‖reference − before‖`: two training steps compared."""
+    start = before.parameters()
+    return relative_error(
+        [a - p for a, p in zip(after.parameters(), start)], [r - p for r, p in zip(reference.parameters(), start)]
+    )
 
 
 def rounding_floor(net: PCN, s_in: Tensor, s_out: Tensor) -> float:
@@ -54,9 +76,9 @@ def rounding_floor(net: PCN, s_in: Tensor, s_out: Tensor) -> float:
 def twin_divergence(
     rule: Rule, net: PCN, s_in: Tensor, s_out: Tensor, *, steps: int, batch_size: int, seed: int = 0
 ) -> list[float]:
-    """Train a copy of `net` with `rule` and another with BP on the same batches, `steps` updates;
-    return the divergence between the two after each update."""
-    a, b, bp, out = net.clone(), net.clone(), BP(rule.alpha), []
+    """Train a copy of `net` with `rule` and another by autograd + SGD (`AutogradSGD`) on the same
+    batches, `steps` updates; return the divergence between the two after each update."""
+    a, b, bp, out = net.clone(), net.clone(), AutogradSGD(rule.alpha), []
     epoch = 0
     while len(out) < steps:
         for x, y in batches(s_in, s_out, batch_size, seed=seed + epoch):

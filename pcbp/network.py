@@ -9,6 +9,7 @@ Layers are numbered from the output: layer 0 is the output, layer `l_max` the in
 from __future__ import annotations
 
 import copy
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -16,6 +17,22 @@ import torch
 from pcbp.activations import Activation, get_activation
 
 Tensor = torch.Tensor
+
+
+def _check_sizes(sizes: Sequence[int]) -> tuple[int, ...]:
+    """`sizes` as a tuple of whole widths ≥ 1, at least two of them, or an error that says how."""
+    example = "e.g. sizes=(10, 256, 784): output width first, input width last"
+    try:
+        widths = tuple(sizes)
+    except TypeError:
+        raise TypeError(f"sizes={sizes!r}: give a sequence of layer widths, {example}") from None
+    bad = [n for n in widths if isinstance(n, bool) or not isinstance(n, numbers.Integral)]
+    if bad:
+        raise ValueError(f"sizes={widths!r}: every layer width must be a whole number, not {bad[0]!r}; {example}")
+    widths = tuple(int(n) for n in widths)
+    if len(widths) < 2 or min(widths) < 1:
+        raise ValueError(f"sizes={widths!r}: give at least two layer widths, each ≥ 1; {example}")
+    return widths
 
 
 class PCN:
@@ -39,13 +56,13 @@ class PCN:
 
         Weights are drawn `θ^l_{ij} ~ N(0, 1/n_l)` from a generator seeded with `seed`.
         """
-        sizes = tuple(int(n) for n in sizes)
-        if len(sizes) < 2 or min(sizes) < 1:
+        self.sizes = _check_sizes(sizes)
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
             raise ValueError(
-                f"sizes={sizes!r}: give at least two positive layer widths, output first and "
-                "input last, e.g. sizes=(10, 256, 784)"
+                f"dtype={dtype!r}: weights must be floating point (an integer type would truncate every "
+                "weight to 0); use torch.float64 (exact comparisons) or torch.float32"
             )
-        self.sizes = sizes
+        sizes = self.sizes
         self.activation = get_activation(activation)
         gen = torch.Generator().manual_seed(seed)
         self.theta: dict[int, Tensor] = {}

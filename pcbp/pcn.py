@@ -90,6 +90,28 @@ def rest_state(net: PCN, s_in: Tensor) -> list[Tensor]:
     return x
 
 
+SETTLE_RTOL_EPS = 64  # settle's default tolerance, in machine epsilons relative to the activity
+
+
+def activity_scale(mu_l: Tensor) -> float:
+    """`max(1, max|μ^l|)`: the size that a layer's rounding residue is relative to.
+
+    An error `ε = x − μ` of a settled node is rounding of `μ`, so it grows with the activity;
+    below 1 the residue is rounding of the weights and inputs instead, hence the floor.
+    """
+    return max(1.0, float(mu_l.abs().max()))
+
+
+def settle_tolerance(dtype: torch.dtype, tol: float | None = None) -> float:
+    """The relative tolerance `settle` uses: `tol`, or 64 machine epsilons of `dtype` by default."""
+    return SETTLE_RTOL_EPS * torch.finfo(dtype).eps if tol is None else tol
+
+
+def is_settled(mu: list[Tensor], eps: list[Tensor], tol: float) -> bool:
+    """Every `max|ε^l| ≤ tol · max(1, max|μ^l|)`: the errors are rounding-sized for their activity."""
+    return all(float(e.abs().max()) <= tol * activity_scale(m) for e, m in zip(eps, mu))
+
+
 def settle(
     net: PCN,
     s_in: Tensor,
@@ -100,22 +122,23 @@ def settle(
     x0: list[Tensor] | None = None,
     trace: Trace | None = None,
 ) -> tuple[list[Tensor], int]:
-    """Relax with only the input clamped and the output free until every `|ε^l| ≤ tol`.
+    """Relax with only the input clamped and the output free until every error is rounding-sized.
 
     The free network's energy minimum `F = 0` is the feedforward pass, so this is how the
-    network reaches C1 by itself ("exact asymptotically"). Starts from `x0` or from rest;
-    `tol` defaults to 64 machine epsilons. Returns the state and the number of steps taken;
-    if `tol` was not reached, the number is `max_steps` and the caller must decide.
-    A `Trace` records `x`, `μ`, `ε` at the start of every step.
+    network reaches C1 by itself ("exact asymptotically"). Starts from `x0` or from rest.
+    It stops when `max|ε^l| ≤ tol · max(1, max|μ^l|)` in every layer (`is_settled`): `tol` is
+    relative to the activity and defaults to 64 machine epsilons. Returns the state and the
+    number of steps taken; if `tol` was not reached, the number is `max_steps` and the caller
+    must decide. A `Trace` records `x`, `μ`, `ε` at the start of every step.
     """
-    tol = 64 * torch.finfo(s_in.dtype).eps if tol is None else tol
+    tol = settle_tolerance(s_in.dtype, tol)
     x = rest_state(net, s_in) if x0 is None else list(x0)
     for t in range(max_steps):
         mu = predictions(net, x)
         eps = errors(x, mu)
         if trace is not None:
             trace.record(x, mu, eps)
-        if max(e.abs().max().item() for e in eps) <= tol:
+        if is_settled(mu, eps, tol):
             return x, t
         x = inference_step(net, x, eps, gamma, clamp_output=False)
     return x, max_steps

@@ -11,7 +11,8 @@ from pcbp.checks import check_finite_weights, check_steps
 from pcbp.data import batches
 from pcbp.metrics import accuracy, divergence, loss
 from pcbp.network import PCN
-from pcbp.rules import BP, Rule
+from pcbp.rules import Rule
+from pcbp.rules.bp import AutogradSGD
 
 Tensor = torch.Tensor
 
@@ -42,13 +43,14 @@ def train(
 ) -> History:
     """Train `net` in place with `rule`, plain SGD over shuffled mini-batches.
 
-    With `twin=True` a copy of the initial `net` is trained by BP (same rate `α`) on the same
+    With `twin=True` a copy of the initial `net` is trained by BP, as `loss.backward()` and
+    `torch.optim.SGD` do it (`AutogradSGD`, same rate `α`), on the same
     batches, and `History.divergence` records the distance between the two after every update.
     `test = (s_in, s_out, labels)` adds a test loss and accuracy after every epoch.
     """
     check_steps("epochs", epochs)
     bp_twin = net.clone() if twin else None
-    bp = BP(rule.alpha)
+    bp = AutogradSGD(rule.alpha)
     history = History()
     n_batches = -(-s_in.shape[0] // batch_size)
     bar = tqdm(total=epochs * n_batches, desc=rule.name, disable=not progress, leave=False)

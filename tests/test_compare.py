@@ -17,7 +17,7 @@ from pcbp.compare import (
 from pcbp.data import teacher_student
 from pcbp.metrics import divergence
 from pcbp.network import PCN
-from pcbp.rules import BP, IL, ZIL, FaZIL
+from pcbp.rules import BP, IL, ZIL, AutogradSGD, FaZIL
 from pcbp.rules.fazil_quiet import FaZILQuiet
 from pcbp.rules.zil_wave import ZILWave
 from pcbp.trainer import train
@@ -48,18 +48,16 @@ def comparison():
     return compare_rules(RULES, SIZES, train_set, test_set, epochs=3, batch_size=16, seed=1, eval_every=4)
 
 
-def test_bp_against_the_bp_reference_is_exactly_zero(comparison):
-    assert comparison["BP twin"].divergence == [0.0] * len(comparison["BP twin"].divergence)
-    assert comparison.reference.divergence == [0.0] * len(comparison.reference.divergence)
-    assert comparison["BP twin"].test_accuracy == comparison.reference.test_accuracy
+def test_pcbp_bp_stays_with_the_autograd_sgd_reference_to_rounding(comparison):
+    """The reference is `loss.backward()` + `torch.optim.SGD`: pcbp's own BP shares no code with it."""
+    assert comparison.reference.rule == "BP (autograd + SGD)"
+    assert 0 < max(comparison["BP twin"].divergence) <= 1e-12
 
 
 def test_zil_and_fazil_stay_at_rounding_distance_il_does_not(comparison):
     for name in ("Z-IL", "Z-IL wave", "Fa-Z-IL", "Fa-Z-IL quiet"):
         assert max(comparison[name].divergence) <= 1e-12, name
-    assert comparison["IL"].final_divergence >= 1e4 * max(
-        comparison[n].final_divergence for n in ("Z-IL", "Fa-Z-IL")
-    )
+    assert comparison["IL"].final_divergence > 1e-3  # IL's one-update error alone is ~0.1-1 (test_il.py)
     # the wave implementation is the faithful one, bit for bit
     assert comparison["Z-IL"].divergence == comparison["Z-IL wave"].divergence
 
@@ -83,12 +81,13 @@ def test_every_rule_learns(comparison):
 
 
 def test_reference_is_the_trainer_bp_on_the_same_batches():
-    """The reference equals BP trained with the same seed and the same batch order, bit for bit."""
+    """The reference equals autograd + SGD trained with the same seed and batch order, bit for bit."""
     (s_in, s_out), test_set = data()
     cmp = compare_rules({"Z-IL": lambda: ZIL(ALPHA)}, SIZES, (s_in, s_out), test_set, epochs=1, batch_size=16,
                         seed=batch_seed(0, 0) + 3)
     net = PCN(SIZES, seed=3)
-    train(net, BP(ALPHA), s_in, s_out, epochs=1, batch_size=16, seed=batch_seed(3, 0), twin=False, progress=False)
+    train(net, AutogradSGD(ALPHA), s_in, s_out, epochs=1, batch_size=16, seed=batch_seed(3, 0), twin=False,
+          progress=False)
     assert all(torch.equal(a, b) for a, b in zip(net.parameters(), cmp.reference.net.parameters()))
 
 
@@ -136,7 +135,7 @@ def test_without_test_data_no_metrics_but_divergence():
 def test_finals_and_table(comparison):
     acc = finals([comparison, comparison], "accuracy")
     assert list(acc) == [REFERENCE, *RULES] and all(len(v) == 2 for v in acc.values())
-    assert finals([comparison], "divergence")["BP twin"] == [0.0]
+    assert finals([comparison], "divergence")["IL"] == [comparison["IL"].divergence[-1]]
     assert finals([comparison], "loss")["IL"] == [comparison["IL"].test_loss[-1]]
     with pytest.raises(ValueError, match="use one of"):
         finals([comparison], "speed")

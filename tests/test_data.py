@@ -358,7 +358,7 @@ def test_teacher_student_noise_and_activations():
 
 @pytest.mark.parametrize("kwargs, match", [
     (dict(n=0, sizes=(2, 3)), "n >= 1"), (dict(n=5, sizes=(2,)), "widths"),
-    (dict(n=5, sizes=(2, 0)), "positive"), (dict(n=5, sizes=(2, 3), activation="gelu"), "unknown activation"),
+    (dict(n=5, sizes=(2, 0)), "each ≥ 1"), (dict(n=5, sizes=(2, 3), activation="gelu"), "unknown activation"),
     (dict(n=5, sizes=(2, 3), noise=-1.0), "noise")])
 def test_teacher_student_validates_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -44,7 +44,13 @@ def test_to_changes_dtype_of_every_parameter():
     assert net32.dtype == torch.float32
 
 
-@pytest.mark.parametrize("sizes", [(3,), (), (3, 0), (0, 2)])
+@pytest.mark.parametrize("sizes", [(3,), (), (3, 0), (0, 2), (3, 2.7, 4), (3, 2.0, 4), (3, True, 4)])
 def test_bad_sizes_are_rejected_with_the_fix(sizes):
-    with pytest.raises(ValueError, match="output first"):
+    with pytest.raises(ValueError, match="output width first"):
         PCN(sizes)
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.bool, "float64"])
+def test_non_float_dtype_is_rejected_rather_than_truncating_weights(dtype):
+    with pytest.raises(ValueError, match="floating point.*truncate"):
+        PCN((2, 3, 4), dtype=dtype)

@@ -10,10 +10,12 @@ from pcbp.pcn import (
     feedforward_state,
     hebbian,
     inference_step,
+    is_settled,
     perturb_hidden,
     predictions,
     rest_state,
     settle,
+    settle_tolerance,
 )
 
 
@@ -89,3 +91,16 @@ def test_settle_reports_when_it_did_not_converge(problem):
     net, s_in, _ = problem
     _, steps = settle(net, s_in, gamma=0.1, max_steps=5)
     assert steps == 5
+
+
+@pytest.mark.parametrize("scale", [1.0, 30.0, 1e4])
+def test_settle_tolerance_is_relative_to_the_activity(scale):
+    """With an absolute tolerance a large activity could never settle: its rounding residue exceeds it."""
+    net, s_in, _ = random_problem((3, 6, 5, 4), "linear", seed=7)
+    s_in = scale * s_in
+    y = net.feedforward(s_in)
+    x, steps = settle(net, s_in, gamma=0.2, max_steps=20_000)
+    assert steps < 20_000
+    dist = max(float((x[l] - y[l]).abs().max() / y[l].abs().max()) for l in range(net.l_max))
+    assert dist < 1e-12
+    assert is_settled(predictions(net, x), errors(x, predictions(net, x)), settle_tolerance(s_in.dtype))

@@ -13,10 +13,11 @@ def data(n=192, sizes=(4, 12, 12, 6), seed=0):
     return teacher_student(n, sizes, seed=seed)
 
 
-def test_bp_twin_of_bp_has_zero_divergence():
+def test_bp_stays_with_its_autograd_sgd_twin_to_rounding():
+    """The twin is trained by `loss.backward()` + `torch.optim.SGD`: pcbp's BP shares no code with it."""
     s_in, s_out = data()
     hist = train(PCN((4, 12, 12, 6), seed=1), BP(0.1), s_in, s_out, epochs=2, batch_size=32, progress=False)
-    assert len(hist.loss) == 12 and hist.divergence == [0.0] * 12
+    assert len(hist.divergence) == 2 * 192 // 32 and 0 < max(hist.divergence) <= 1e-12
 
 
 def test_training_reduces_the_loss_for_every_rule():

@@ -1,7 +1,7 @@
 """Learning rules, one interface: `rule(net, s_in, s_out, apply=True, trace=None) -> Updates`."""
 
 from pcbp.rules.base import Rule
-from pcbp.rules.bp import BP, autograd_updates, deltas
+from pcbp.rules.bp import BP, AutogradSGD, autograd_updates, deltas, sgd_step
 from pcbp.rules.fazil import FaZIL
 from pcbp.rules.fazil_quiet import FaZILQuiet
 from pcbp.rules.il import IL
@@ -26,5 +26,5 @@ def make_rule(name: str, alpha: float, **options: object) -> Rule:
     return RULES[key](alpha, **options)  # type: ignore[arg-type]
 
 
-__all__ = ["BP", "IL", "ZIL", "ZILWave", "FaZIL", "FaZILQuiet", "Rule", "RULES", "autograd_updates", "deltas",
-           "make_rule"]
+__all__ = ["AutogradSGD", "BP", "IL", "ZIL", "ZILWave", "FaZIL", "FaZILQuiet", "Rule", "RULES", "autograd_updates", "deltas",
+           "make_rule", "sgd_step"]

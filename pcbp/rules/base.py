@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 
 import torch
 
-from pcbp.checks import check_batch, check_finite_weights, check_positive
+from pcbp.checks import check_batch, check_finite_updates, check_finite_weights, check_positive
 from pcbp.network import PCN
 from pcbp.pcn import hebbian, hebbian_bias
 from pcbp.updates import Trace, Updates
@@ -63,9 +63,18 @@ class Rule(ABC):
         self, net: PCN, errors: list[Tensor], values: list[Tensor], *, apply: bool
     ) -> Updates:
         """Every weight learns once, `Δθ^{l+1}` from `errors[l]` and `values[l + 1]`."""
-        updates = Updates()
+        now, updates = Updates(), Updates()
         for l in range(net.l_max):
-            self.learn(net, updates, l, errors[l], values[l + 1])
-        if apply:
-            updates.apply(net)
+            self.learn(net, now, l, errors[l], values[l + 1])
+        self.commit(net, now, updates, apply=apply)
         return updates
+
+    def commit(self, net: PCN, now: Updates, total: Updates, *, apply: bool) -> None:
+        """Check one step's updates are finite, apply them to `net` if asked, add them to `total`.
+
+        A non-finite update raises before it reaches the weights, naming the weight and the fix.
+        """
+        check_finite_updates(now, self.name, total if apply else None)
+        if apply:
+            now.apply(net)
+        total.merge(now)

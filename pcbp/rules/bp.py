@@ -51,3 +51,51 @@ def autograd_updates(net: PCN, s_in: Tensor, s_out: Tensor, alpha: float) -> Upd
         theta={l: -alpha * g for l, g in zip(params, grads[:n])},
         b={l: -alpha * g for l, g in zip(biases, grads[n:])},
     )
+
+
+def sgd_step(net: PCN, s_in: Tensor, s_out: Tensor, alpha: float) -> PCN:
+    """A copy of `net` after one `torch.optim.SGD` step (rate `α`) on `E` by `loss.backward()`.
+
+    What a PyTorch user would run instead of a rule: it shares neither the update path
+    (`Updates.apply`) nor the deltas with pcbp, so it is the oracle for `apply=True`.
+    """
+    twin = net.clone()
+    params = twin.parameters()
+    with torch.enable_grad():
+        for p in params:
+            p.requires_grad_(True)
+        h = s_in
+        for l in range(twin.l_max, 0, -1):
+            h = twin.f(h) @ twin.theta[l].T + (twin.b[l] if twin.b else 0)
+        loss = 0.5 * ((s_out - h) ** 2).sum() / s_in.shape[0]
+        optimizer = torch.optim.SGD(params, lr=alpha)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    for p in params:
+        p.requires_grad_(False)
+        p.grad = None
+    return twin
+
+
+class AutogradSGD(Rule):
+    """BP as a PyTorch user runs it: `loss.backward()` and `torch.optim.SGD.step()` (see `sgd_step`).
+
+    The reference twin of every divergence measurement: a fault in pcbp's own update path cannot
+    cancel out against it.
+    """
+
+    name = "BP (autograd + SGD)"
+
+    def run(
+        self, net: PCN, s_in: Tensor, s_out: Tensor, *, apply: bool, trace: Trace | None
+    ) -> Updates:
+        twin = sgd_step(net, s_in, s_out, self.alpha)
+        updates = Updates(
+            theta={l: twin.theta[l] - p for l, p in net.theta.items()},
+            b={l: twin.b[l] - p for l, p in net.b.items()},
+        )
+        if apply:
+            for mine, new in zip(net.parameters(), twin.parameters()):
+                mine.copy_(new)
+        return updates

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from pcbp.network import PCN
-from pcbp.rules.fazil import FaZIL, phi_gate
+from pcbp.rules.fazil import FaZIL, driven_mask, gated_feedback, phi_gate
 from pcbp.updates import Trace, Updates
 
 Tensor = torch.Tensor
@@ -28,13 +28,15 @@ class FaZILQuiet(FaZIL):
     def run(
         self, net: PCN, s_in: Tensor, s_out: Tensor, *, apply: bool, trace: Trace | None
     ) -> Updates:
-        L, tau = net.l_max, self.threshold(s_in.dtype)
+        L = net.l_max
         x = self.initial_state(net, s_in)
         mu = self.free_predictions(net, x)
+        tau = self.thresholds(mu)
         x[0] = s_out
         armed = [torch.ones_like(m, dtype=torch.bool) for m in mu]
         listening = [True] * L  # does layer l still have an armed error node?
         moved = [l == 0 for l in range(L + 1)]  # which value nodes changed in the last step
+        driven: list[Tensor | bool] = [True] + [False] * (L - 1)  # moved by the wave (x^0: by the target)
         updates = Updates()
         for _ in range(self.steps or 2 * L):
             now, phi = Updates(), [None] * L
@@ -42,7 +44,7 @@ class FaZILQuiet(FaZIL):
                 if not listening[l] or not (moved[l] or moved[l + 1]):
                     continue  # gates all closed, or nothing it reads has changed
                 mu_l, mu_prev = (net.predict(l, x[l + 1]), mu[l]) if moved[l + 1] else (mu[l], None)
-                phi[l], armed[l] = phi_gate(x[l] - mu_l, mu_l, mu_prev, armed[l], tau, self.phi)
+                phi[l], armed[l] = phi_gate(x[l] - mu_l, mu_l, mu_prev, armed[l], tau[l], self.phi, driven[l])
                 mu[l], listening[l] = mu_l, bool(armed[l].any())
                 if listening[l] and self.phi == "feedback":
                     armed[l] &= self.reachable(net, x, l)
@@ -51,10 +53,8 @@ class FaZILQuiet(FaZIL):
                     self.learn(net, now, l, phi[l], x[l + 1])
                 else:
                     phi[l] = None  # silent
-            moved = self._relax(net, x, phi, listening)
-            if apply:
-                now.apply(net)
-            updates.merge(now)
+            moved, driven = self._relax(net, x, phi, listening)
+            self.commit(net, now, updates, apply=apply)
             if not any(moved):
                 break  # the network is quiet: learning for this presentation is over
         return updates
@@ -68,20 +68,23 @@ class FaZILQuiet(FaZIL):
 
     def _relax(
         self, net: PCN, x: list[Tensor], phi: list[Tensor | None], listening: list[bool]
-    ) -> list[bool]:
-        """`x^l += γ(−Φ^l + f'(x^l) ⊙ (θ^l)ᵀ Φ^{l−1})` where a neighbouring node spoke; who moved.
+    ) -> tuple[list[bool], list[Tensor | bool]]:
+        """`x^l += γ(−Φ^l + f'(x^l) ⊙ (θ^l)ᵀ Φ^{l−1})` where a neighbouring node spoke.
 
-        A value node that no listening error node will ever read again (its own layer's and the
-        one above are done) is left as it is: nothing observable depends on it.
+        Returns which value nodes moved, and per layer where the wave's feedback drove them (what
+        Φ's feedback check reads). A value node that no listening error node will ever read again
+        (its own layer's and the one above are done) is left as it is: nothing depends on it.
         """
         moved = [False] * (net.l_max + 1)
+        driven: list[Tensor | bool] = [False] * net.l_max
         for l in range(1, net.l_max):
             if (phi[l] is None and phi[l - 1] is None) or not (listening[l] or listening[l - 1]):
                 continue
             drive = None if phi[l] is None else -phi[l]
             if phi[l - 1] is not None:
-                feedback = net.df(x[l]) * (phi[l - 1] @ net.theta[l])
+                feedback = gated_feedback(net, l, x[l], phi[l - 1])
+                driven[l] = driven_mask(x[l], feedback)
                 drive = feedback if drive is None else feedback + drive
             x[l] = x[l] + (drive if self.gamma == 1 else self.gamma * drive)
             moved[l] = True
-        return moved
+        return moved, driven

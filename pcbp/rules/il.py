@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from pcbp.checks import check_positive, check_steps
+from pcbp.checks import check_non_negative, check_positive, check_steps
 from pcbp.network import PCN
 from pcbp.pcn import errors, perturb_hidden
 from pcbp.rules.base import Rule
@@ -31,7 +31,7 @@ class IL(Rule):
         super().__init__(alpha)
         self.gamma = check_positive("gamma (the inference rate γ)", gamma)
         self.T = check_steps("T", T)
-        self.init_noise = float(init_noise)
+        self.init_noise = check_non_negative("init_noise (the start perturbation σ)", init_noise)
         self.seed = seed
 
     def run(

@@ -37,7 +37,5 @@ class ZILWave(Rule):
             if t + 1 < net.l_max:  # the wave moves one layer deeper (γ = 1, C3)
                 x_next = y[t + 1] + net.df(y[t + 1]) * (eps @ net.theta[t + 1])
                 eps = x_next - y[t + 1]
-            if apply:
-                now.apply(net)
-            updates.merge(now)
+            self.commit(net, now, updates, apply=apply)
         return updates
