@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from pcbp.activations import ACTIVATIONS
-from pcbp.data import teacher_student
 from pcbp.autonomy import wave_cut
+from pcbp.data import teacher_student
 from pcbp.experiments import MODES, error_vs_autograd, random_problem, twin_divergence
 from pcbp.network import PCN
 from pcbp.rules import ZIL, FaZIL, FaZILQuiet

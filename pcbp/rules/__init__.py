@@ -26,5 +26,7 @@ def make_rule(name: str, alpha: float, **options: object) -> Rule:
     return RULES[key](alpha, **options)  # type: ignore[arg-type]
 
 
-__all__ = ["AutogradSGD", "BP", "IL", "ZIL", "ZILWave", "FaZIL", "FaZILQuiet", "Rule", "RULES", "autograd_updates", "deltas",
-           "make_rule", "sgd_step"]
+__all__ = [
+    "AutogradSGD", "BP", "IL", "ZIL", "ZILWave", "FaZIL", "FaZILQuiet", "Rule", "RULES", "autograd_updates", "deltas",
+    "make_rule", "sgd_step",
+]

@@ -24,8 +24,9 @@ class ZIL(Rule):
     Each condition can be broken on purpose: `init_noise` perturbs the hidden nodes at `t = 0`
     (C1), `schedule` maps every layer `l` to the step(s) at which `θ^{l+1}` learns (C2), `gamma`
     sets the inference rate (C3). `frozen` names layers `l` whose weight `θ^{l+1}` never learns
-    (a schedule must name every other layer: a forgotten layer is an error, not a freeze). With `apply=True` each update is applied at its own step,
-    during inference, while that step's value update still uses the weights from its start.
+    (a schedule must name every other layer: a forgotten layer is an error, not a freeze).
+    With `apply=True` each update is applied at its own step, during inference, while that
+    step's value update still uses the weights from its start.
     """
 
     name = "Z-IL"
