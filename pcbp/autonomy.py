@@ -241,14 +241,35 @@ def thresholded_bp(net: PCN, s_in: Tensor, s_out: Tensor, alpha: float, tau: flo
     """BP's updates with every delta `|δ^l_i| ≤ τ` dropped (the wave itself unchanged).
 
     What Fa-Z-IL computes if every node with `|δ| > τ` fires once at `t = l` with `δ` and no
-    other node ever fires: the prediction the threshold `τ` is checked against. Weights only.
+    other node ever fires: the prediction the threshold `τ` is checked against.
     """
     with torch.no_grad():
         y = net.feedforward(s_in)
         out = Updates()
         for l, d in enumerate(deltas(net, y, s_out)):
             kept = torch.where(d.abs() > tau, d, torch.zeros_like(d))
-            out.add(l + 1, (alpha / d.shape[0]) * (kept.T @ net.f(y[l + 1])))
+            _learn_like_bp(net, out, l, kept, y[l + 1], alpha)
+    return out
+
+
+def _learn_like_bp(net: PCN, out: Updates, l: int, delta: Tensor, y_pre: Tensor, alpha: float) -> None:
+    """`Δθ^{l+1} = (α/B) δ^lᵀ f(y^{l+1})` and `Δb^{l+1} = α mean δ^l`, written out (an oracle, not `hebbian`)."""
+    d_b = alpha * delta.mean(dim=0) if net.has_bias else None
+    out.add(l + 1, (alpha / delta.shape[0]) * (delta.T @ net.f(y_pre)), d_b)
+
+
+def thresholded_wave_bp(net: PCN, s_in: Tensor, s_out: Tensor, alpha: float, tau: float) -> Updates:
+    """BP whose wave itself is thresholded: each `δ^l` loses its entries `|δ^l_i| ≤ τ` before it
+    is sent on to layer `l + 1` and before it learns. What `FaZILQuiet` computes, whose silent error
+    nodes send nothing on (unlike `FaZIL`, which sends every error: `thresholded_bp`)."""
+    with torch.no_grad():
+        y, out = net.feedforward(s_in), Updates()
+        d = s_out - y[0]
+        for l in range(net.l_max):
+            d = torch.where(d.abs() > tau, d, torch.zeros_like(d))
+            _learn_like_bp(net, out, l, d, y[l + 1], alpha)
+            if l + 1 < net.l_max:
+                d = net.df(y[l + 1]) * (d @ net.theta[l + 1])
     return out
 
 

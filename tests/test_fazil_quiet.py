@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from pcbp.activations import ACTIVATIONS
+from pcbp.autonomy import thresholded_bp, thresholded_wave_bp
 from pcbp.data import teacher_student
-from pcbp.experiments import error_vs_autograd, random_problem, twin_divergence
+from pcbp.experiments import MODES, error_vs_autograd, random_problem, twin_divergence
 from pcbp.metrics import update_error
 from pcbp.network import PCN
 from pcbp.rules import FaZIL
@@ -58,3 +59,33 @@ def test_quiet_cannot_trace(problem):
     net, s_in, s_out = problem
     with pytest.raises(ValueError, match="cannot trace"):
         FaZILQuiet(0.1)(net, s_in, s_out, trace=Trace())
+
+
+OPTIONS = [dict(init=i, gamma=g, steps=s, settle_gamma=0.2) for i in ("feedforward", "settle") for g in (1.0, 0.7)
+           for s in (None, 3, 12)]
+
+
+@pytest.mark.parametrize("apply", MODES)
+@pytest.mark.parametrize("options", OPTIONS, ids=str)
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_quiet_honours_every_option_of_the_faithful_rule(options, activation, apply):
+    """An option the faithful rule honours but the efficient twin ignored would show here."""
+    net, s_in, s_out = random_problem((3, 5, 5, 5, 4), activation, bias=True, seed=5)
+    dense = FaZIL(0.1, **options)(net.clone(), s_in, s_out, apply=apply)
+    quiet = FaZILQuiet(0.1, **options)(net.clone(), s_in, s_out, apply=apply)
+    assert update_error(net, quiet, dense) <= 1e-12
+
+
+@pytest.mark.parametrize("tau", [1e-2, 1e-3])
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_with_a_threshold_quiet_thresholds_the_wave_and_fazil_the_updates(activation, tau):
+    net, s_in, s_out = random_problem((3, 5, 5, 5, 4), activation, bias=True, seed=5)
+    quiet = FaZILQuiet(0.1, tau=tau)(net, s_in, s_out, apply=False)
+    dense = FaZIL(0.1, tau=tau)(net, s_in, s_out, apply=False)
+    assert update_error(net, quiet, thresholded_wave_bp(net, s_in, s_out, 0.1, tau)) <= 1e-12
+    assert update_error(net, dense, thresholded_bp(net, s_in, s_out, 0.1, tau)) <= 1e-12
+
+
+def test_quiet_offers_only_the_exact_gate():
+    with pytest.raises(ValueError, match="phi='feedback'.*FaZIL\\(phi='departure'\\)"):
+        FaZILQuiet(0.1, phi="departure")

@@ -20,10 +20,23 @@ class FaZILQuiet(FaZIL):
     falls quiet, so a presentation costs about one BP sweep, and the run ends by itself when
     nothing moves (or after `steps`). At the wave front `Φ(ε) = ε`, so the front, and with it
     every update, is the one `FaZIL` computes. No clock, and every rule stays local.
+
+    With a threshold `τ > 0` an error node below `τ` stays silent instead of sending its small
+    error on, so the wave itself is thresholded (`pcbp.autonomy.thresholded_wave_bp`), whereas
+    `FaZIL` thresholds only the updates (`thresholded_bp`); the two differ by O(τ). Only the
+    exact gate is offered: `phi="departure"` is `FaZIL`'s alone.
     """
 
     name = "Fa-Z-IL (quiet)"
     faithful = "FaZIL"
+
+    def __init__(self, alpha: float, **options: object) -> None:
+        super().__init__(alpha, **options)  # type: ignore[arg-type]
+        if self.phi != "feedback":
+            raise ValueError(
+                f"FaZILQuiet(phi={self.phi!r}): the quiet rule computes FaZIL's updates only for the exact gate "
+                "phi='feedback'; run FaZIL(phi='departure') to see the naive reading"
+            )
 
     def run(
         self, net: PCN, s_in: Tensor, s_out: Tensor, *, apply: bool, trace: Trace | None
