@@ -9,9 +9,10 @@ import torch
 from pcbp.data import batches, teacher_student
 from pcbp.metrics import divergence, relative_error, update_error
 from pcbp.network import PCN
+from pcbp.pcn import errors, feedforward_state, inference_step, perturb_hidden, predictions
 from pcbp.rules import ZIL, Rule, autograd_updates, deltas
 from pcbp.rules.bp import AutogradSGD, sgd_step
-from pcbp.updates import Trace
+from pcbp.updates import Trace, Updates
 
 Tensor = torch.Tensor
 
@@ -128,3 +129,21 @@ def dtype_divergence(
     s_in, s_out = teacher_student(n, sizes, seed=seed, dtype=dtype)
     net = PCN(sizes, dtype=dtype, seed=seed)
     return twin_divergence(make_rule(), net, s_in, s_out, steps=steps, batch_size=batch_size)[-1]
+
+
+def il_reference(net: PCN, s_in: Tensor, s_out: Tensor, alpha: float, gamma: float, T: int,
+                 init_noise: float = 0.0, seed: int = 0, trace: Trace | None = None) -> Updates:
+    """IL written out step by step with `pcbp.pcn` (no in-place tricks): the oracle for the fast `IL.run`."""
+    x = perturb_hidden(feedforward_state(net, s_in, s_out), init_noise, seed)
+    for t in range(T + 1):
+        mu = predictions(net, x)
+        eps = errors(x, mu)
+        if trace is not None:
+            trace.record(x, mu, eps)
+        if t < T:
+            x = inference_step(net, x, eps, gamma, clamp_output=True)
+    updates = Updates()
+    for l in range(net.l_max):
+        d_b = alpha * eps[l].mean(dim=0) if net.has_bias else None
+        updates.add(l + 1, alpha * eps[l].T @ net.f(x[l + 1]) / s_in.shape[0], d_b)
+    return updates

@@ -4,12 +4,11 @@ import pytest
 import torch
 
 from pcbp.data import teacher_student
-from pcbp.experiments import error_vs_autograd, random_problem, twin_divergence
+from pcbp.experiments import error_vs_autograd, il_reference, random_problem, twin_divergence
 from pcbp.metrics import relative_error
 from pcbp.network import PCN
-from pcbp.pcn import errors, feedforward_state, inference_step, perturb_hidden, predictions
 from pcbp.rules import IL, autograd_updates
-from pcbp.updates import Trace, Updates
+from pcbp.updates import Trace
 
 
 def targets_near_output(net, s_in, scale, seed=0):
@@ -68,20 +67,8 @@ def test_il_updates_with_the_relaxed_state(problem, T):
 
 
 def reference_il(net, s_in, s_out, alpha, gamma, T, init_noise=0.0, seed=0):
-    """IL written out step by step with `pcbp.pcn`: the oracle for the fast `IL.run`."""
     trace = Trace()
-    x = perturb_hidden(feedforward_state(net, s_in, s_out), init_noise, seed)
-    for t in range(T + 1):
-        mu = predictions(net, x)
-        eps = errors(x, mu)
-        trace.record(x, mu, eps)
-        if t < T:
-            x = inference_step(net, x, eps, gamma, clamp_output=True)
-    updates = Updates()
-    for l in range(net.l_max):
-        d_b = alpha * eps[l].mean(dim=0) if net.has_bias else None
-        updates.add(l + 1, alpha * eps[l].T @ net.f(x[l + 1]) / s_in.shape[0], d_b)
-    return updates, trace
+    return il_reference(net, s_in, s_out, alpha, gamma, T, init_noise, seed, trace=trace), trace
 
 
 def max_gap(a, b):
