@@ -7,7 +7,7 @@ JB     := $(BIN)/jupyter-book build --all -W -n --keep-going .
 # Debian packages the book and its tests use, installed when run as root with apt.
 APT_PACKAGES := dataset-fashion-mnist chromium
 
-.PHONY: install system-packages data book test verify bench bench-pcx clean
+.PHONY: install system-packages data book test verify mutants bench bench-pcx clean
 
 install: $(STAMP)
 
@@ -43,6 +43,10 @@ test: data
 
 verify: $(STAMP)
 	$(BIN)/pcbp verify
+
+# Plausible slips in the science, one at a time on a scratch copy; each must fail a test by value (minutes).
+mutants: $(STAMP)
+	$(BIN)/python tests/mutants.py
 
 # Time per update of every rule, ratios to BP (a benchmark, not a test): benchmarks/results/rules.csv
 bench: $(STAMP)

@@ -20,7 +20,7 @@ import torch
 
 from pcbp.metrics import relative_error
 from pcbp.network import PCN
-from pcbp.pcn import settle
+from pcbp.pcn import activity_scale, settle
 from pcbp.rules.bp import deltas
 from pcbp.rules.fazil import FaZIL, driven_mask, gated_feedback, phi_gate
 from pcbp.updates import Trace, Updates
@@ -144,6 +144,24 @@ def decay_rate(
     i, j = int(below_hi[0]), int(below_lo[0])
     span = (j - i) * every if times is None else float(times[j] - times[i])
     return float((curve[j] / curve[i]) ** (1 / span))
+
+
+def settled_floor(net: PCN, s_in: Tensor, s_out: Tensor, tol: float, gamma: float = 1.0) -> float:
+    """The relative error a settled start cannot beat: `max_l tol·max(1, max|y^l|)·√(B n_l)·ρ^l / ‖δ^l‖`.
+
+    `settle` leaves errors up to `tol` times the activity in every node; after the output is clamped
+    that residue evolves for `l` steps at rate `γ` (growing at most by the linear factor `ρ = max|1 − γλ|`
+    of the free network's Hessian per step) before the wave reads layer `l`, whose delta it then
+    perturbs. Layers with `δ^l = 0` are skipped (nothing to compare).
+    """
+    with torch.no_grad():
+        y = net.feedforward(s_in)
+        d = deltas(net, y, s_out)
+    lo, hi = relaxation_spectrum(net, s_in)
+    rho = max(1.0, linear_rate(lo, hi, gamma))
+    ratios = [tol * activity_scale(y[l]) * math.sqrt(d[l].numel()) * rho**l / float(d[l].norm())
+              for l in range(net.l_max) if float(d[l].norm()) > 0]
+    return max(ratios, default=0.0)
 
 
 @dataclass

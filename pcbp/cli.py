@@ -1,4 +1,4 @@
-"""The `pcbp` command: `pcbp verify` re-checks the core claims; `pcbp fetch-data` gets data."""
+"""The `pcbp` command: `verify` re-checks the core claims; `fetch-data` gets data; `run` runs a chapter."""
 
 from __future__ import annotations
 
@@ -29,6 +29,22 @@ def _fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    from pcbp.book.run import parse_parameters, run_chapter
+
+    try:
+        params = parse_parameters(args.parameter)
+        path = run_chapter(args.chapter, params, quick=args.quick)
+    except ValueError as err:
+        print(f"pcbp run: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # papermill's error names the cell and, for a claim, the claim
+        print(f"pcbp run: {args.chapter} failed: {err}", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pcbp", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -36,8 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     verify.add_argument("--no-data", action="store_true", help="skip the FashionMNIST rows (no data installed)")
     fetch = sub.add_parser("fetch-data", help="find or download a data set, verify it, print its folder")
     fetch.add_argument("name", choices=("fashion-mnist", "mnist"))
+    run = sub.add_parser("run", help="execute one chapter with other parameters (-p name=value)")
+    run.add_argument("chapter", help="a chapter's file name without .md, e.g. zil")
+    run.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
+                     help="override a parameter of the chapter's parameters cell (a Python literal)")
+    run.add_argument("--quick", action="store_true", help="set PCBP_QUICK=1: the small version CI runs")
     args = parser.parse_args(argv)
-    handler = {"verify": _verify, "fetch-data": _fetch}[args.command]
+    handler = {"verify": _verify, "fetch-data": _fetch, "run": _run}[args.command]
     return handler(args)
 
 

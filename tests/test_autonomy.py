@@ -15,14 +15,15 @@ from pcbp.autonomy import (
     relaxation_spectrum,
     replay_updates,
     settle_and_record,
+    settled_floor,
     settling_curve,
     steps_to_settle,
     thresholded_bp,
     wave_cut,
 )
-from pcbp.experiments import random_problem
+from pcbp.experiments import error_vs_autograd, random_problem
 from pcbp.metrics import relative_error, update_error
-from pcbp.pcn import rest_state
+from pcbp.pcn import rest_state, settle_tolerance
 from pcbp.rules import FaZIL, autograd_updates
 
 
@@ -173,3 +174,14 @@ def test_a_dead_relu_bottleneck_cuts_the_wave():
     assert bool(wave_cut(net, s_in, s_out).all())
     net2, s_in2, s_out2 = random_problem((3, 6, 6, 5), "tanh", batch=6, seed=0)
     assert not bool(wave_cut(net2, s_in2, s_out2).any())
+
+
+def test_settled_start_error_stays_within_its_floor():
+    """A settle leaves residue of its tolerance; the γ = 1 learning phase grows it (here 2/λ_max < 1) before the
+    wave reads it. This network's floor is above 1e-12, and the error (oracle: autograd) stays below it."""
+    net, s_in, s_out = random_problem((4, 8, 2, 1), "leaky_relu", batch=9, seed=1004)
+    _, hi = relaxation_spectrum(net, s_in)
+    rule = FaZIL(0.1, init="settle", settle_gamma=1 / hi, settle_steps=100_000)
+    floor = settled_floor(net, s_in, s_out, settle_tolerance(s_in.dtype))
+    assert floor > 1e-12
+    assert error_vs_autograd(rule, net, s_in, s_out, apply=True) <= floor

@@ -20,7 +20,7 @@ from pcbp.updates import Trace, Updates
 
 Tensor = torch.Tensor
 
-PHIS = ("feedback", "departure")
+PHIS = ("feedback", "still", "departure")  # the exact gate first; the other two are readings that fail
 INITS = ("feedforward", "settle")
 
 
@@ -36,20 +36,20 @@ def phi_gate(
     """`Φ(ε)` for one layer: `ε` where the gate fires now, else 0; also the gates still armed.
 
     Every error node starts armed when the output is clamped and disarms the first time its
-    error departs from 0 (`|ε| > τ`). With `phi="departure"` it fires at that moment, passing
-    `ε` on. With `phi="feedback"` it fires only if the departure was caused by feedback: its own
-    prediction `μ` did not move in the last step, and its value node was `driven` in the last
-    step by feedback from error nodes that fired (for the output layer: by the target).
-    Everything it reads is its own or arrives on its own synapses. `mu_prev=None` says the
-    prediction was not recomputed, so it cannot have moved; `driven=None` skips that check.
+    error departs from 0 (`|ε| > τ`). With `phi="feedback"` (exact) it fires only if the departure
+    was caused by the error wave's feedback: its own prediction `μ` did not move in the last step,
+    and its value node was `driven` in the last step by feedback from error nodes that fired (for
+    the output layer: by the target). `phi="still"` checks only the prediction, `phi="departure"`
+    nothing: both fail on some networks (the Fa-Z-IL chapter shows where). Everything it reads is
+    its own or arrives on its own synapses. `mu_prev=None` says the prediction was not recomputed,
+    so it cannot have moved; `driven=None` skips that check.
     """
     departed = armed & ((eps != 0) if tau == 0 else (eps.abs() > tau))
     fires = departed
-    if phi == "feedback":
-        if mu_prev is not None:
-            fires = fires & ((mu - mu_prev).abs() <= tau)
-        if driven is not None:
-            fires = fires & driven
+    if phi in ("feedback", "still") and mu_prev is not None:
+        fires = fires & ((mu - mu_prev).abs() <= tau)
+    if phi == "feedback" and driven is not None:
+        fires = fires & driven
     return eps * fires, armed ^ departed
 
 
