@@ -46,6 +46,7 @@ class Claim:
     filtered: str = ""
     tol: float | None = None
     chapter: str = ""
+    kind: str = "check"  # "check": must hold; "report": a measurement against a target, never enforced
 
     @property
     def holds(self) -> bool:
@@ -99,6 +100,20 @@ class Ledger:
     ) -> float:
         """Record `text` with its measured `value` against `op bound`; raise `ClaimFailed` if a
         strict ledger's claim fails. Returns the value, so a chapter can use it in its prose."""
+        return self._record(key, text, value, op, bound, source, basis, filtered, tol, "check")
+
+    def report(
+        self, key: str, text: str, value: float, op: str, target: float, *, source: str = "book", basis: str,
+        filtered: str = "", tol: float | None = None,
+    ) -> float:
+        """Record a measurement against a target that is never enforced (a timing: a busy machine would fail
+        it for no scientific reason). The ledger says whether the target was met."""
+        return self._record(key, text, value, op, target, source, basis, filtered, tol, "report")
+
+    def _record(
+        self, key: str, text: str, value: float, op: str, bound: float, source: str, basis: str, filtered: str,
+        tol: float | None, kind: str,
+    ) -> float:
         if op not in _OPS and op != "within":
             raise ValueError(f"op={op!r}: use one of {', '.join(_OPS)} or 'within'")
         if (op == "within") != (tol is not None):
@@ -110,15 +125,15 @@ class Ledger:
         if any(c.key == key for c in self.claims):
             raise ValueError(f"claim {key!r} is recorded twice in {self.chapter or 'this ledger'}")
         claim = Claim(key, text, float(value), op, float(bound), source, basis, filtered,
-                      None if tol is None else float(tol), self.chapter)
+                      None if tol is None else float(tol), self.chapter, kind)
         self.claims.append(claim)
-        if self.strict and not claim.holds:
+        if self.strict and kind == "check" and not claim.holds:
             raise ClaimFailed(claim.describe())
         return claim.value
 
     @property
     def failed(self) -> list[Claim]:
-        return [c for c in self.claims if not c.holds]
+        return [c for c in self.claims if c.kind == "check" and not c.holds]
 
     def records(self, **extra: object) -> list[dict[str, object]]:
         """The claims as plain dictionaries (with `holds` and the bound's text), plus `extra` fields."""

@@ -6,7 +6,8 @@ on the same mini-batches in the same order: a fault in pcbp's own update path ca
 against that reference. It records, for every rule, the
 relative distance of its weights from the BP-trained copy over the iterations, and the test
 loss and accuracy before training and after every epoch. `mean_spread` and `markdown_table`
-turn several seeds' results into the rows of a table.
+turn several seeds' results into the rows of a table; `chance_accuracy` and `learned_accuracy`
+say what test accuracy a network that learned nothing reaches, and what one must beat to have learned.
 """
 
 from __future__ import annotations
@@ -201,6 +202,28 @@ def format_mean_spread(values: Sequence[float], fmt: str = ".4f", scale: float =
     if len(values) == 1:
         return f"{scale * mean:{fmt}}"
     return f"{scale * mean:{fmt}} ± {scale * spread:{fmt}}"
+
+
+def chance_accuracy(labels: Tensor, n_classes: int) -> float:
+    """Test accuracy of the best guess that ignores the input: the share of the most frequent label."""
+    if labels.numel() == 0:
+        raise ValueError("chance_accuracy needs at least one label")
+    return float(torch.bincount(labels.flatten(), minlength=n_classes).max()) / labels.numel()
+
+
+def learned_accuracy(labels: Tensor, n_classes: int, sds: float = 5.0) -> float:
+    """The test accuracy a network must exceed to have learned: chance plus `sds` binomial standard deviations.
+
+    A network whose predictions are independent of the labels is right on a test image with
+    probability m ≤ p = `chance_accuracy(labels)`, so its accuracy over the n test images has
+    standard deviation √(m(1 − m)/n) ≤ √(q(1 − q)/n), q = min(p, ½); with `sds = 5` such a network
+    passes by luck with probability below 3e-7 (normal approximation).
+    """
+    if sds < 0:
+        raise ValueError(f"sds={sds} must be ≥ 0")
+    p, n = chance_accuracy(labels, n_classes), labels.numel()
+    q = min(p, 0.5)
+    return p + sds * math.sqrt(q * (1 - q) / n)
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

@@ -6,7 +6,10 @@ Also the lemma layer by layer, with the rounding floor of each comparison.
 for C3). This module holds what the chapters need around it: the C2 schedules by name, the
 C1 noise sweep with its log-log slope, the measured per-layer ratio `‖ε^l_l‖ / ‖δ^l‖` that the
 `γ^l` law predicts, Z-IL with a per-layer rate `α/γ^l` (which undoes the law), and Z-IL with the
-two updates of a step done in the wrong order (weights first).
+two updates of a step done in the wrong order (weights first). Two predictions from BP's own
+quantities serve as oracles for broken rules: the update of a weight that learns one step late
+(`late_update`), and BP with per-layer rates `αγ^l` (`GammaScaledBP`), which is what Z-IL with only
+C3 broken is.
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from pcbp.checks import check_positive
 from pcbp.experiments import error_vs_autograd, error_wave
 from pcbp.network import PCN
 from pcbp.pcn import hebbian, hebbian_bias
-from pcbp.rules import ZIL
+from pcbp.rules import ZIL, Rule, autograd_updates, deltas
 from pcbp.updates import Trace, Updates
 
 Tensor = torch.Tensor
@@ -89,17 +93,52 @@ def persistent_schedule(l_max: int) -> Schedule:
     return {l: tuple(range(l, l_max)) for l in range(l_max)}
 
 
+def late_update(net: PCN, s_in: Tensor, s_out: Tensor, alpha: float, layer: int, *, apply: bool = False) -> Updates:
+    """The updates Z-IL should make when `θ^{layer+1}` alone learns one step late (`late_schedule`),
+    predicted from BP's values `y` and deltas `δ` only: BP's update for every other weight, and for
+    `θ^{layer+1}` the Hebbian rule with the error one step after the wave, `η^{layer} = ε^{layer}_{layer+1}`.
+
+    With `x^k_k = y^k + δ^k` at the wave (`s_in` for the input), the recursion of eq. (cond-late) is
+    `η^0 = s_out − μ^0(x^1_1)`, `η^k = y^k + f'(x^k_k) ⊙ (θ^k)ᵀ η^{k−1} − μ^k(x^{k+1}_{k+1})`, and the
+    late update is `α η^{layer} f(x^{layer+1}_{layer+1})ᵀ`. With `apply=True` (updates applied during
+    inference) the weights `θ^1 … θ^{layer}` have learned by the time they are used, so the recursion
+    runs through them after BP's update; `θ^{layer+1}` itself has not.
+    """
+    if not 0 <= layer < net.l_max:
+        raise ValueError(f"layer={layer}: need 0 ≤ layer < l_max = {net.l_max}")
+    y = net.feedforward(s_in)
+    delta = deltas(net, y, s_out)
+    bp = Updates()
+    for k in range(net.l_max):
+        d_b = hebbian_bias(alpha, delta[k]) if net.has_bias else None
+        bp.add(k + 1, hebbian(alpha, delta[k], net.f(y[k + 1])), d_b)
+    w = net.clone()
+    if apply:
+        Updates({k: bp.theta[k] for k in range(1, layer + 1)}, {k: bp.b[k] for k in bp.b if k <= layer}).apply(w)
+    wave = [s_out] + [y[k] + delta[k] for k in range(1, net.l_max)] + [s_in]  # x^k_k
+    eta = s_out - w.predict(0, wave[1])
+    for k in range(1, layer + 1):
+        eta = y[k] + w.df(wave[k]) * (eta @ w.theta[k]) - w.predict(k, wave[k + 1])
+    late = Updates(dict(bp.theta), dict(bp.b))
+    late.theta[layer + 1] = hebbian(alpha, eta, net.f(wave[layer + 1]))
+    if net.has_bias:
+        late.b[layer + 1] = hebbian_bias(alpha, eta)
+    return late
+
+
 # --- C1: the hidden nodes start off the feedforward pass -----------------------------------
 
 
 def noise_sweep(
-    net: PCN, s_in: Tensor, s_out: Tensor, sigmas: Sequence[float], *, alpha: float = 0.1, seed: int = 0
+    net: PCN, s_in: Tensor, s_out: Tensor, sigmas: Sequence[float], *, alpha: float = 0.1, seed: int = 0,
+    apply: bool = False,
 ) -> np.ndarray:
     """Relative error of Z-IL's updates against autograd BP when every hidden node starts at
-    `y^l + σ ξ` (`ξ ~ N(0, 1)`, the same `ξ` for every σ), for each σ in `sigmas`."""
-    return np.array(
-        [error_vs_autograd(ZIL(alpha, init_noise=float(s), seed=seed), net, s_in, s_out) for s in sigmas]
-    )
+    `y^l + σ ξ` (`ξ ~ N(0, 1)`, the same `ξ` for every σ), for each σ in `sigmas`; `apply` as in
+    `error_vs_autograd` (`True`: updates applied during inference, trained weights checked too)."""
+    return np.array([
+        error_vs_autograd(ZIL(alpha, init_noise=float(s), seed=seed), net, s_in, s_out, apply=apply) for s in sigmas
+    ])
 
 
 def loglog_slope(x: Sequence[float], y: Sequence[float]) -> float:
@@ -134,6 +173,26 @@ def gamma_scaled(updates: Updates, gamma: float) -> Updates:
         theta={k: gamma ** (k - 1) * d for k, d in updates.theta.items()},
         b={k: gamma ** (k - 1) * d for k, d in updates.b.items()},
     )
+
+
+class GammaScaledBP(Rule):
+    """BP (by `torch.autograd`) in which `θ^{l+1}` learns with rate `α γ^l`: by the `γ^l` law, what
+    Z-IL with only C3 broken computes, so over a training run it predicts that rule's trajectory."""
+
+    name = "BP (rate αγ^l)"
+
+    def __init__(self, alpha: float, *, gamma: float) -> None:
+        super().__init__(alpha)
+        self.gamma = check_positive("gamma (the inference rate γ)", gamma)
+
+    def run(
+        self, net: PCN, s_in: Tensor, s_out: Tensor, *, apply: bool, trace: Trace | None
+    ) -> Updates:
+        with torch.enable_grad():  # a rule runs under no_grad; autograd needs its graph
+            bp = autograd_updates(net, s_in, s_out, self.alpha)
+        total = Updates()
+        self.commit(net, gamma_scaled(bp, self.gamma), total, apply=apply)
+        return total
 
 
 class PerLayerRateZIL(ZIL):

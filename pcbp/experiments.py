@@ -147,3 +147,20 @@ def il_reference(net: PCN, s_in: Tensor, s_out: Tensor, alpha: float, gamma: flo
         d_b = alpha * eps[l].mean(dim=0) if net.has_bias else None
         updates.add(l + 1, alpha * eps[l].T @ net.f(x[l + 1]) / s_in.shape[0], d_b)
     return updates
+
+
+def step_floor(net: PCN, s_in: Tensor, s_out: Tensor, alpha: float) -> float:
+    """`eps · ‖θ + Δθ‖ / ‖Δθ‖` (`Δθ`: autograd's BP update): the relative error an applied step cannot beat.
+
+    Applying an update rounds every `θ + Δθ` once, by up to half an ulp, so two trainers whose updates
+    agree to rounding can still disagree by `eps · |θ + Δθ|` per weight: `error_vs_autograd(apply=True)`
+    compares such weight changes and cannot resolve less, however exact the rule.
+    """
+    update = autograd_updates(net, s_in, s_out, alpha).tensors(net)
+    after = [p.double() + d.double() for p, d in zip(net.parameters(), update)]
+    return torch.finfo(net.dtype).eps * _norm(after) / _norm(update)
+
+
+def _norm(tensors: Sequence[Tensor]) -> float:
+    """Frobenius norm of all `tensors` together, in float64."""
+    return sum(float(t.double().pow(2).sum()) for t in tensors) ** 0.5

@@ -7,19 +7,31 @@ import torch
 
 from pcbp.approximation import (
     absorbed_output_error,
+    contraction_factor,
     cosine_similarity,
     critical_gamma,
     energy_hessian,
     flatten,
     il_limit_updates,
+    il_updates_without_relaxation,
     il_vs_bp,
+    kink_crossings,
     max_distance_to_feedforward,
     targets_near_output,
 )
 from pcbp.experiments import random_problem
 from pcbp.metrics import relative_error, update_error
 from pcbp.network import PCN
-from pcbp.pcn import energy, errors, feedforward_state, inference_step, predictions, rest_state, settle
+from pcbp.pcn import (
+    energy,
+    errors,
+    feedforward_state,
+    inference_step,
+    perturb_hidden,
+    predictions,
+    rest_state,
+    settle,
+)
 from pcbp.rules import IL, autograd_updates
 from pcbp.updates import Trace, Updates
 
@@ -66,6 +78,28 @@ def test_il_vs_bp_agrees_with_metrics_and_its_own_fields(problem):
     assert r["abs_err"] == pytest.approx(r["rel_err"] * r["bp_norm"], rel=1e-12)
     assert r["cos"] == pytest.approx(cosine_similarity(il, bp, net), rel=1e-12)
     assert r["monotone"] == 1.0 and r["energy_end"] < r["energy_start"]
+    assert "lim_err" not in r
+
+
+def test_il_vs_bp_fills_the_given_trace_and_reports_the_limit_error_of_the_same_run(problem):
+    net, s_in, s_out = problem
+    trace = Trace()
+    r = il_vs_bp(net, s_in, s_out, gamma=0.2, T=30, trace=trace, limit=True)
+    assert trace.steps == 31  # the start and every step
+    il = IL(0.1, gamma=0.2, T=30)(net, s_in, s_out, apply=False)
+    assert r["lim_err"] == pytest.approx(update_error(net, il, il_limit_updates(net, s_in, s_out, 0.1)), rel=1e-12)
+    assert r["energy_end"] == pytest.approx(float(trace.energies()[-1]), rel=1e-15)
+
+
+def test_il_without_relaxation_is_the_hebbian_update_at_the_clamped_feedforward_start():
+    """T = 0: ε^0 = s_out − y^0 and the hidden errors are 0, so only θ^1 (and b^1) learn, by α ε^0 f(y^1)ᵀ."""
+    net, s_in, s_out = random_problem((3, 6, 5, 4), "tanh", bias=True, batch=5, seed=12)
+    y = net.feedforward(s_in)
+    eps0 = s_out - y[0]
+    upd = il_updates_without_relaxation(net, s_in, s_out, 0.1)
+    torch.testing.assert_close(upd.theta[1], 0.1 * eps0.T @ net.f(y[1]) / 5, rtol=1e-13, atol=1e-15)
+    torch.testing.assert_close(upd.b[1], 0.1 * eps0.mean(0), rtol=1e-13, atol=1e-15)
+    assert set(upd.theta) == {1} and set(upd.b) == {1}
 
 
 def test_il_equals_bp_without_hidden_layers():
@@ -73,6 +107,21 @@ def test_il_equals_bp_without_hidden_layers():
     net, s_in, s_out = random_problem((3, 6), "tanh", bias=True, seed=2)
     r = il_vs_bp(net, s_in, s_out, gamma=0.3, T=10)
     assert r["rel_err"] <= 1e-15 and r["cos"] == pytest.approx(1.0, abs=1e-15)
+
+
+def test_kink_crossings_counts_nodes_that_left_their_feedforward_side():
+    net, s_in, _ = random_problem((2, 4, 3, 5), "relu", batch=3, seed=13)
+    y = feedforward_state(net, s_in)
+    trace = Trace()
+    trace.record(y, y, y)
+    assert kink_crossings(net, s_in, trace) == 0
+    moved = [v.clone() for v in y]
+    moved[1][0, 2] = -1.0 if y[1][0, 2] > 0 else 1.0  # one node of layer 1 changes side
+    moved[2][1] = torch.where(y[2][1] > 0, -1.0, 1.0).to(T64)  # every node of one sample of layer 2
+    moved[0][:] = -moved[0]  # the output has no kink that counts (f is applied to hidden nodes only)
+    trace.record(moved, moved, moved)
+    trace.record(y, y, y)  # back again: a node that crossed once counts once
+    assert kink_crossings(net, s_in, trace) == 1 + 3
 
 
 def test_distance_to_feedforward_is_zero_there_and_one_at_rest():
@@ -138,6 +187,61 @@ def test_energy_hessian_equals_autograd_at_the_feedforward_pass(activation):
     net, s_in, _ = random_problem((3, 5, 4, 6, 2), activation, seed=9)
     for b in (0, 3):
         torch.testing.assert_close(energy_hessian(net, s_in, b), autograd_hessian(net, s_in, b), rtol=1e-12, atol=1e-13)
+
+
+def autograd_free_hessian(net, s_in, b):
+    """Hessian of the sample's energy in x^0 … x^{l_max−1} (output free) at the feedforward pass."""
+    y = net.feedforward(s_in)
+
+    def F(*free):
+        x = [h.unsqueeze(0) for h in free] + [s_in[b : b + 1]]
+        return energy(errors(x, predictions(net, x)))
+
+    H = torch.autograd.functional.hessian(F, tuple(y[l][b] for l in range(net.l_max)))
+    return torch.cat([torch.cat(list(row), dim=1) for row in H], dim=0)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "leaky_relu"])
+def test_free_energy_hessian_equals_autograd_at_the_feedforward_pass(activation):
+    net, s_in, _ = random_problem((3, 5, 4, 6, 2), activation, seed=10)
+    for b in (0, 2):
+        H = energy_hessian(net, s_in, b, clamp_output=False)
+        torch.testing.assert_close(H, autograd_free_hessian(net, s_in, b), rtol=1e-12, atol=1e-13)
+
+
+def test_free_energy_hessian_without_hidden_layers_is_the_identity():
+    """F = ½‖x^0 − θ¹f(s_in)‖²: its Hessian in x^0 is I, so settle reaches y^0 in one step at γ = 1."""
+    net, s_in, _ = random_problem((3, 6), "tanh", seed=2)
+    torch.testing.assert_close(energy_hessian(net, s_in, 0, clamp_output=False), torch.eye(3, dtype=T64))
+    assert contraction_factor(net, s_in, 1.0, clamp_output=False) == 0.0
+    assert contraction_factor(net, s_in, 0.3, clamp_output=False) == pytest.approx(0.7, abs=1e-15)
+    assert contraction_factor(net, s_in, 0.3) == 0.0  # clamped: nothing relaxes
+
+
+def test_contraction_factor_by_hand_one_linear_hidden_layer():
+    """Clamped, the Hessian is I + θ¹ᵀθ¹ for every sample: ρ = max |1 − γλ| over its eigenvalues."""
+    net, s_in, _ = random_problem((3, 4, 5), "linear", seed=6)
+    lam = torch.linalg.eigvalsh(torch.eye(4, dtype=T64) + net.theta[1].T @ net.theta[1])
+    for gamma in (0.1, 0.45, 1.2):
+        expected = float((1 - gamma * lam).abs().max())
+        assert contraction_factor(net, s_in, gamma) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("clamp", [False, True])
+def test_contraction_factor_is_the_late_rate_of_linear_relaxation(clamp):
+    """Independent path: a linear network relaxes exactly linearly; with input and target 0 its fixed
+    point is 0 (and H does not depend on the input), so late steps shrink ‖x‖ by ρ."""
+    net, s_in, _ = random_problem((3, 6, 5, 4), "linear", batch=4, seed=14)
+    zero_in = torch.zeros_like(s_in)
+    x = perturb_hidden(feedforward_state(net, zero_in, torch.zeros(4, 3, dtype=T64)), 1.0, seed=1)
+    if not clamp:
+        x[0] = x[0] + 1.0  # the free output starts away from its fixed point too
+    gamma, norms = 0.2, []
+    for _ in range(3000):
+        x = inference_step(net, x, errors(x, predictions(net, x)), gamma, clamp_output=clamp)
+        norms.append(float(sum(v.norm() ** 2 for v in x[:-1]) ** 0.5))
+    measured = norms[-1] / norms[-2]
+    assert measured == pytest.approx(contraction_factor(net, s_in, gamma, clamp_output=clamp), rel=1e-6)
 
 
 def test_critical_gamma_by_hand_one_linear_hidden_layer():

@@ -36,15 +36,25 @@ def test_benchmark_rows_cover_every_rule_and_setting_and_round_trip_through_csv(
     assert {r["rule"] for r in back} == set(standard_rules(il_T=(2,)))
 
 
-
-def test_matmul_count_of_bp_is_three_per_layer_minus_one():
+def test_matmul_counts_equal_the_counts_derived_from_each_rules_equations():
+    """Products per update (apply=True, as training runs them), against formulas in l_max (and IL's T):
+    BP 3L − 1 (forward sweep L, deltas L − 1, outer products L); the wave rules make BP's products;
+    faithful Z-IL 2L² + 1 (L steps of L predictions, L − 1 steps of L − 1 feedbacks, sweep, L outer
+    products); faithful Fa-Z-IL 6L² − 1 (2L steps of 3L − 1, sweep, L − 1 gate checks as the front
+    passes); IL 2L + (2T + 1)(L − 1) (sweep, T + 1 evaluations of L − 1 free predictions, T steps of
+    L − 1 feedbacks, L outer products)."""
     from pcbp.benchmark import count_matmuls
     from pcbp.experiments import random_problem
-    from pcbp.rules import ZIL, ZILWave
+    from pcbp.rules import IL, ZIL, FaZIL, FaZILQuiet, ZILWave
 
-    for depth in (2, 5):
-        net, s_in, s_out = random_problem((3,) + (6,) * (depth - 1) + (4,), "tanh", batch=2)
-        assert count_matmuls(lambda: BP(0.1)(net.clone(), s_in, s_out)) == 3 * depth - 1
-        assert count_matmuls(lambda: ZILWave(0.1)(net.clone(), s_in, s_out)) == 3 * depth - 1
-        assert count_matmuls(lambda: ZIL(0.1)(net.clone(), s_in, s_out)) > 3 * depth - 1
+    for act in ("tanh", "relu"):
+        for L in (2, 3, 5):
+            net, s_in, s_out = random_problem((3,) + (6,) * (L - 1) + (4,), act, batch=2, seed=L)
+            expected = {BP(0.1): 3 * L - 1, ZILWave(0.1): 3 * L - 1, FaZILQuiet(0.1): 3 * L - 1,
+                        ZIL(0.1): 2 * L * L + 1, FaZIL(0.1): 6 * L * L - 1}
+            expected |= {IL(0.1, T=T): 2 * L + (2 * T + 1) * (L - 1) for T in (1, 4)}
+            for rule, n in expected.items():
+                assert count_matmuls(lambda: rule(net.clone(), s_in, s_out)) == n, (act, L, rule)
     assert count_matmuls(lambda: torch.ones(2, 2) + 1) == 0
+    a, b = torch.ones(2, 3), torch.ones(3, 2)
+    assert count_matmuls(lambda: (a @ b) + torch.mm(b.T, a.T) + torch.matmul(a, b)) == 3

@@ -64,3 +64,10 @@ def test_save_and_load_round_trip(tmp_path):
     (row,) = load([path])
     assert row["holds"] is False and row["commit"] == "abc" and row["filtered"] == "none"
     assert json.loads(path.read_text())[0]["bound_text"] == "≤ 1"
+
+
+def test_a_report_records_a_missed_target_without_raising():
+    ledger = Ledger("cost")
+    assert ledger.report("t", "Z-IL / BP time", 1.3, "<=", 1.1, basis="the book's target") == 1.3
+    (claim,) = ledger.claims
+    assert claim.kind == "report" and not claim.holds and ledger.failed == []

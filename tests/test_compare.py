@@ -8,9 +8,11 @@ import torch
 from pcbp.compare import (
     REFERENCE,
     batch_seed,
+    chance_accuracy,
     compare_rules,
     finals,
     format_mean_spread,
+    learned_accuracy,
     markdown_table,
     mean_spread,
 )
@@ -104,13 +106,14 @@ def test_reproducible_with_the_same_seed_and_different_with_another():
 
 
 def test_float32_diverges_by_rounding_more_than_float64():
+    """A rounding divergence scales with the machine epsilon: float32 / float64 ≈ eps32 / eps64 = 2^29."""
     train_set, test_set = data()
     rules = {"Z-IL": lambda: ZILWave(ALPHA)}
     d64 = compare_rules(rules, SIZES, train_set, test_set, epochs=2, batch_size=16, dtype=torch.float64)
     d32 = compare_rules(rules, SIZES, train_set, test_set, epochs=2, batch_size=16, dtype=torch.float32)
     assert d32.reference.net.dtype == torch.float32
-    assert d32["Z-IL"].final_divergence <= 1e-5
-    assert d32["Z-IL"].final_divergence >= 1e4 * d64["Z-IL"].final_divergence
+    log_ratio = math.log10(d32["Z-IL"].final_divergence / d64["Z-IL"].final_divergence)
+    assert log_ratio == pytest.approx(29 * math.log10(2), abs=1.0)
 
 
 def test_invalid_arguments():
@@ -153,3 +156,31 @@ def test_mean_spread_and_formatting():
     assert table.splitlines() == ["| rule | acc |", "|---|---|", "| BP | 82.0 ± 1.4 |", "| IL | 0.5 |"]
     with pytest.raises(ValueError, match="cells"):
         markdown_table(["a", "b"], [["x"]])
+
+
+def test_chance_accuracy_is_the_largest_class_share():
+    labels = torch.tensor([2] * 6 + [0] * 3 + [1])
+    assert chance_accuracy(labels, 3) == 0.6
+    assert chance_accuracy(torch.tensor([4]), 10) == 1.0
+    with pytest.raises(ValueError):
+        chance_accuracy(torch.tensor([], dtype=torch.long), 10)
+
+
+def test_learned_accuracy_by_hand():
+    # 100 labels, largest share 0.3: 0.3 + 5·√(0.3·0.7/100) = 0.3 + 5·0.0458258 = 0.529129
+    labels = torch.tensor([0] * 30 + [1] * 25 + [2] * 25 + [3] * 20)
+    assert learned_accuracy(labels, 10) == pytest.approx(0.529129, abs=1e-6)
+    # share 0.6 > ½: the standard deviation is at most ½/√n = 0.05
+    assert learned_accuracy(torch.tensor([0] * 60 + [1] * 40), 2, sds=2) == pytest.approx(0.7)
+    assert learned_accuracy(labels, 10, sds=0) == 0.3
+    with pytest.raises(ValueError):
+        learned_accuracy(labels, 10, sds=-1)
+
+
+def test_learned_accuracy_is_rarely_beaten_by_guesses_that_ignore_the_input():
+    """Monte Carlo: predictions independent of the labels, with the labels' own class shares (chance = ½ here)."""
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.tensor([0] * 200 + [1] * 200)
+    acc = torch.stack([(labels[torch.randperm(400, generator=gen)] == labels).double().mean() for _ in range(4000)])
+    assert float((acc > learned_accuracy(labels, 2, sds=2)).double().mean()) <= 0.035  # normal tail: 0.023
+    assert float((acc > learned_accuracy(labels, 2, sds=0)).double().mean()) >= 0.3    # chance alone: ~½

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from pcbp.conditions import (
+    GammaScaledBP,
     PerLayerRateZIL,
     WeightsFirstZIL,
     at_end_schedule,
@@ -12,6 +13,7 @@ from pcbp.conditions import (
     gamma_law_by_layer,
     gamma_scaled,
     late_schedule,
+    late_update,
     lemma_by_layer,
     loglog_slope,
     noise_sweep,
@@ -20,10 +22,11 @@ from pcbp.conditions import (
     wave_ratios,
 )
 from pcbp.data import teacher_student
-from pcbp.experiments import error_vs_autograd, random_problem, twin_divergence
+from pcbp.experiments import MODES, error_vs_autograd, il_reference, random_problem, twin_divergence
 from pcbp.metrics import update_error
 from pcbp.network import PCN
 from pcbp.rules import ZIL, autograd_updates
+from pcbp.updates import Trace
 
 # --- schedules -------------------------------------------------------------------------------
 
@@ -67,6 +70,51 @@ def test_each_layer_learning_late_diverges(problem, layer):
     assert error_vs_autograd(ZIL(0.1, schedule=late_schedule(net.l_max, layer)), net, s_in, s_out) > 1e-3
 
 
+@pytest.mark.parametrize("apply", MODES)
+@pytest.mark.parametrize("bias", [False, True])
+def test_late_update_predicts_zil_learning_one_step_late(apply, bias):
+    net, s_in, s_out = random_problem((3, 6, 5, 4, 7), "tanh", bias=bias, batch=6, seed=13)
+    for layer in range(net.l_max):
+        zil = ZIL(0.1, schedule=late_schedule(net.l_max, layer))(net.clone(), s_in, s_out, apply=apply)
+        assert update_error(net, zil, late_update(net, s_in, s_out, 0.1, layer, apply=apply)) <= 1e-12
+
+
+@pytest.mark.parametrize("layer", range(4))
+def test_late_update_is_the_hebbian_rule_one_step_after_the_wave(problem, layer):
+    """Oracle: IL's loop written out step by step (γ = 1, weights fixed), read at step `layer + 1`."""
+    net, s_in, s_out = problem
+    trace = Trace()
+    il_reference(net, s_in, s_out, 0.1, 1.0, layer + 1, trace=trace)
+    eps, x = trace.eps[layer + 1][layer], trace.x[layer + 1][layer + 1]
+    want = 0.1 * eps.T @ torch.tanh(x) / s_in.shape[0]
+    torch.testing.assert_close(late_update(net, s_in, s_out, 0.1, layer).theta[layer + 1], want, rtol=1e-12, atol=0)
+    bp = autograd_updates(net, s_in, s_out, 0.1)
+    for k in set(bp.theta) - {layer + 1}:  # every other weight: BP's update
+        torch.testing.assert_close(late_update(net, s_in, s_out, 0.1, layer).theta[k], bp.theta[k])
+
+
+def test_late_update_with_updates_applied_uses_the_learned_weights():
+    """Oracle: eq. (cond-late) by hand for l_max = 2, θ^2 late, θ^1 already learned (apply=True)."""
+    net, s_in, s_out = random_problem((3, 5, 4), "tanh", batch=6, seed=2)
+    th1, th2, alpha = net.theta[1], net.theta[2], 0.1
+    y1 = torch.tanh(s_in) @ th2.T
+    d0 = s_out - torch.tanh(y1) @ th1.T
+    d1 = (1 - torch.tanh(y1) ** 2) * (d0 @ th1)
+    th1_new = th1 + alpha * d0.T @ torch.tanh(y1) / 6
+    x1 = y1 + d1
+    eta0 = s_out - torch.tanh(x1) @ th1_new.T
+    eta1 = y1 + (1 - torch.tanh(x1) ** 2) * (eta0 @ th1_new) - torch.tanh(s_in) @ th2.T
+    got = late_update(net, s_in, s_out, alpha, 1, apply=True)
+    torch.testing.assert_close(got.theta[2], alpha * eta1.T @ torch.tanh(s_in) / 6, rtol=1e-12, atol=1e-15)
+    assert update_error(net, got, late_update(net, s_in, s_out, alpha, 1, apply=False)) > 1e-3
+
+
+def test_late_update_rejects_a_layer_without_a_weight(problem):
+    net, s_in, s_out = problem
+    with pytest.raises(ValueError, match="layer"):
+        late_update(net, s_in, s_out, 0.1, net.l_max)
+
+
 @pytest.mark.parametrize("schedule", [at_end_schedule, persistent_schedule])
 def test_learning_at_the_end_or_all_the_time_diverges(problem, schedule):
     net, s_in, s_out = problem
@@ -76,10 +124,11 @@ def test_learning_at_the_end_or_all_the_time_diverges(problem, schedule):
 # --- C1 ----------------------------------------------------------------------------------------
 
 
-def test_noise_sweep_is_exact_at_zero_and_linear_in_sigma(problem):
+@pytest.mark.parametrize("apply", MODES)
+def test_noise_sweep_is_exact_at_zero_and_linear_in_sigma(problem, apply):
     net, s_in, s_out = problem
     sigmas = np.logspace(-8, -4, 5)
-    err = noise_sweep(net, s_in, s_out, np.concatenate([[0.0], sigmas]))
+    err = noise_sweep(net, s_in, s_out, np.concatenate([[0.0], sigmas]), apply=apply)
     assert err[0] <= 1e-12
     assert abs(loglog_slope(sigmas, err[1:]) - 1) < 0.01
     assert err[1] > 1e-10  # far above rounding even at σ = 1e-8
@@ -146,6 +195,28 @@ def test_per_layer_rate_at_gamma_one_is_zil_bit_for_bit(problem):
     net, s_in, s_out = problem
     a, b = ZIL(0.1)(net, s_in, s_out, apply=False), PerLayerRateZIL(0.1)(net, s_in, s_out, apply=False)
     assert all(torch.equal(x, y) for x, y in zip(a.tensors(net), b.tensors(net)))
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_gamma_scaled_bp_is_autograd_bp_with_rates_alpha_gamma_to_the_l(bias):
+    net, s_in, s_out = random_problem((3, 6, 5, 4, 7), "tanh", bias=bias, batch=6, seed=7)
+    bp = autograd_updates(net, s_in, s_out, 0.1)
+    live = net.clone()
+    got = GammaScaledBP(0.1, gamma=0.6)(live, s_in, s_out)
+    for l in bp.theta:
+        torch.testing.assert_close(got.theta[l], 0.6 ** (l - 1) * bp.theta[l], rtol=1e-14, atol=0)
+        torch.testing.assert_close(live.theta[l], net.theta[l] + got.theta[l], rtol=0, atol=0)
+    for l in bp.b:
+        torch.testing.assert_close(got.b[l], 0.6 ** (l - 1) * bp.b[l], rtol=1e-14, atol=0)
+
+
+def test_gamma_scaled_bp_traces_zil_with_c3_broken_over_training():
+    sizes = (4, 16, 16, 8)
+    s_in, s_out = teacher_student(160, sizes, seed=1)
+    net = PCN(sizes, seed=2)
+    zil = twin_divergence(ZIL(0.05, gamma=0.7), net, s_in, s_out, steps=50, batch_size=16)
+    law = twin_divergence(GammaScaledBP(0.05, gamma=0.7), net, s_in, s_out, steps=50, batch_size=16)
+    assert zil[-1] > 1e-3 and max(abs(a - b) for a, b in zip(zil, law)) <= 1e-12
 
 
 def test_per_layer_rate_keeps_zero_divergence_over_training():

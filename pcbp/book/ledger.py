@@ -33,11 +33,17 @@ class ChapterLedger(Ledger):
         _glue(key, value)
         return value
 
+    def report(self, key: str, text: str, value: float, op: str, target: float, **kwargs: object) -> float:
+        value = super().report(key, text, value, op, target, **kwargs)  # type: ignore[arg-type]
+        _glue(key, value)
+        return value
+
     def markdown(self) -> str:
         """The chapter's claims as a Markdown table: claim, measured, bound, source, basis, left out."""
         rows = ["| Claim | Measured | Bound | Source | Why this bound | Left out |", "|---|---|---|---|---|---|"]
         for c in self.claims:
-            rows.append(f"| {c.text} | {_shown(c)} | {c.bound_text} | {c.source} | {c.basis} | {c.filtered or '—'} |")
+            bound = c.bound_text if c.kind == "check" else f"target {c.bound_text} (reported, not enforced)"
+            rows.append(f"| {c.text} | {_shown(c)} | {bound} | {c.source} | {c.basis} | {c.filtered or '—'} |")
         return "\n".join(rows)
 
     def show(self) -> None:
