@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 
 from pcbp.data import batches, teacher_student
@@ -37,6 +38,15 @@ def random_problem(
 
 
 MODES = (True, False)  # `apply=`: training applies updates during inference; `False` only reports them
+
+
+def relu_sweep(n: int, seed: int = 0):
+    """Small random ReLU networks, narrow enough that whole samples often have zero deltas."""
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        depth, width = int(rng.choice((2, 3, 4, 5, 6, 8))), int(rng.integers(2, 9))
+        sizes = (int(rng.integers(1, 6)),) + (width,) * (depth - 1) + (int(rng.integers(1, 8)),)
+        yield random_problem(sizes, "relu", bias=bool(rng.integers(2)), batch=int(rng.integers(1, 9)), seed=i)
 
 
 def error_vs_autograd(rule: Rule, net: PCN, s_in: Tensor, s_out: Tensor, *, apply: bool = False) -> float:

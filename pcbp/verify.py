@@ -10,7 +10,6 @@ import itertools
 import math
 from collections.abc import Callable
 
-import numpy as np
 import torch
 
 from pcbp.activations import ACTIVATIONS
@@ -27,6 +26,7 @@ from pcbp.experiments import (
     il_reference,
     lemma_errors,
     random_problem,
+    relu_sweep,
     twin_divergence,
 )
 from pcbp.metrics import update_error
@@ -46,15 +46,6 @@ def _grid_error(make: Callable[[], Rule], apply: bool, depths=(2, 3, 5, 8), acts
         net, s_in, s_out = random_problem((3,) + (7,) * (depth - 1) + (5,), act, bias=bias, seed=depth)
         worst = max(worst, error_vs_autograd(make(), net, s_in, s_out, apply=apply))
     return worst
-
-
-def relu_sweep(n: int, seed: int = 0):
-    """Small random ReLU networks, narrow enough that whole samples often have zero deltas."""
-    rng = np.random.default_rng(seed)
-    for i in range(n):
-        depth, width = int(rng.choice((2, 3, 4, 5, 6, 8))), int(rng.integers(2, 9))
-        sizes = (int(rng.integers(1, 6)),) + (width,) * (depth - 1) + (int(rng.integers(1, 8)),)
-        yield random_problem(sizes, "relu", bias=bool(rng.integers(2)), batch=int(rng.integers(1, 9)), seed=i)
 
 
 def _exactness(ledger: Ledger) -> None:

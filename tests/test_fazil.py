@@ -1,14 +1,13 @@
 """Fa-Z-IL equals BP with no clock (oracle: autograd), from the feedforward limit or a real settle."""
 
 
-import numpy as np
 import pytest
 import torch
 
 from pcbp.activations import ACTIVATIONS
 from pcbp.autonomy import wave_cut
 from pcbp.data import teacher_student
-from pcbp.experiments import MODES, error_vs_autograd, random_problem, twin_divergence
+from pcbp.experiments import MODES, error_vs_autograd, random_problem, relu_sweep, twin_divergence
 from pcbp.network import PCN
 from pcbp.rules import ZIL, FaZIL, FaZILQuiet
 from pcbp.rules.fazil import phi_gate
@@ -101,15 +100,6 @@ def test_reproducer_weights_applied_during_inference_relu_equals_autograd():
     for rule in (FaZIL(0.1), FaZILQuiet(0.1), FaZIL(0.1, steps=40)):
         for apply in MODES:
             assert error_vs_autograd(rule, net, s_in, s_out, apply=apply) <= 1e-12, (rule, apply)
-
-
-def relu_sweep(n: int, seed: int = 0):
-    """Random small ReLU networks (narrow, so whole samples often have zero deltas), seeded."""
-    rng = np.random.default_rng(seed)
-    for i in range(n):
-        depth, width = int(rng.choice((2, 3, 4, 5, 6, 8))), int(rng.integers(2, 9))
-        sizes = (int(rng.integers(1, 6)),) + (width,) * (depth - 1) + (int(rng.integers(1, 8)),)
-        yield random_problem(sizes, "relu", bias=bool(rng.integers(2)), batch=int(rng.integers(1, 9)), seed=i)
 
 
 @pytest.mark.parametrize("apply", MODES)

@@ -35,3 +35,12 @@ def test_known_fragile_pins():
     pins = pyproject_pins()
     assert pins["jupyter-book"] == "1.0.4.post1" and pins["torch"] == "2.13.0"
     assert pins["sphinx"].startswith("7.") and pins["myst-parser"].startswith("3.")
+
+
+def test_one_version_everywhere():
+    import pcbp
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())["version"]
+    assert pcbp.__version__ == version == cff
+    assert f"## {version}" in (ROOT / "CHANGELOG.md").read_text()
