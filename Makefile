@@ -36,10 +36,13 @@ book: data
 	$(JB)
 	@echo "open _build/html/index.html"
 
-# The quick book build runs first; the browser test then reads the book just built.
+# The unit tests run beside the quick book build (two cores); then papermill over every chapter and
+# the browser test, which reads the book just built.
 test: data
-	PCBP_QUICK=1 $(JB)
-	PCBP_QUICK=1 PCBP_BOOK_HTML=_build/html $(BIN)/python -m pytest
+	@mkdir -p _build; PCBP_QUICK=1 $(BIN)/python -m pytest -m "not book" -q -p no:cacheprovider > _build/unit-tests.log 2>&1 & \
+	  units=$$!; PCBP_QUICK=1 $(JB); book=$$?; wait $$units; status=$$?; cat _build/unit-tests.log; \
+	  test $$book = 0 && test $$status = 0
+	PCBP_QUICK=1 PCBP_BOOK_HTML=_build/html $(BIN)/python -m pytest -m book
 
 verify: $(STAMP)
 	$(BIN)/pcbp verify

@@ -41,6 +41,7 @@ def test_chapter_has_one_parameters_cell_honouring_quick_mode(chapter):
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
 def test_chapter_executes_without_error(chapter, tmp_path, monkeypatch):
     monkeypatch.setenv("PCBP_QUICK", "1")
+    monkeypatch.setenv("PCBP_CLAIMS_DIR", str(tmp_path / "claims"))  # leave the built book's claims alone
     nb = jupytext.read(chapter)
     papermill.execute_notebook(
         nb, str(tmp_path / f"{chapter.stem}.ipynb"), cwd=str(BOOK), kernel_name="python3",
@@ -50,3 +51,13 @@ def test_chapter_executes_without_error(chapter, tmp_path, monkeypatch):
 
 def test_there_is_at_least_one_executable_chapter():
     assert CHAPTERS, "book/ holds no executable chapter (a .md with a kernelspec)"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_every_chapter_records_its_claims_and_shows_them_last(chapter):
+    nb = jupytext.read(chapter)
+    code = [c.source for c in nb.cells if c.cell_type == "code"]
+    assert any("claims.check(" in c for c in code), f"{chapter.stem} checks no claim"
+    assert code[-1].strip() == "claims.show()", f"{chapter.stem}: the last cell must be claims.show()"
+    assert not any(line.lstrip().startswith("assert ") for c in code for line in c.splitlines()), (
+        f"{chapter.stem} still has a bare assert: state it with claims.check(...) so it is a named claim")
