@@ -36,13 +36,14 @@ book: data
 	$(JB)
 	@echo "open _build/html/index.html"
 
-# The unit tests run beside the quick book build (two cores); then papermill over every chapter and
-# the browser test, which reads the book just built.
+# Two cores: the quick book build (-W, every chapter executed) runs beside the unit tests and papermill
+# over every chapter; then the browser test reads the book just built. Logs of the second job follow.
+PYTEST := PCBP_QUICK=1 $(BIN)/python -m pytest -p no:cacheprovider
 test: data
-	@mkdir -p _build; PCBP_QUICK=1 $(BIN)/python -m pytest -m "not book" -q -p no:cacheprovider > _build/unit-tests.log 2>&1 & \
-	  units=$$!; PCBP_QUICK=1 $(JB); book=$$?; wait $$units; status=$$?; cat _build/unit-tests.log; \
+	@mkdir -p _build; ($(PYTEST) -m "not book" -q && $(PYTEST) -m book tests/test_book.py) > _build/tests.log 2>&1 & \
+	  tests=$$!; PCBP_QUICK=1 $(JB); book=$$?; wait $$tests; status=$$?; cat _build/tests.log; \
 	  test $$book = 0 && test $$status = 0
-	PCBP_QUICK=1 PCBP_BOOK_HTML=_build/html $(BIN)/python -m pytest -m book
+	PCBP_BOOK_HTML=_build/html $(PYTEST) tests/test_browser.py
 
 verify: $(STAMP)
 	$(BIN)/pcbp verify
