@@ -1,10 +1,12 @@
-"""The `pcbp` command: `verify` re-checks the core claims; `fetch-data` gets data; `run` runs a chapter."""
+"""The `pcbp` command: `verify` re-checks the core claims, `fetch-data` gets data, `run` runs a chapter, `book`
+builds the book."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+from pathlib import Path
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -34,7 +36,7 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         params = parse_parameters(args.parameter)
-        path = run_chapter(args.chapter, params, quick=args.quick)
+        path = run_chapter(args.chapter, params, output=args.output, quick=args.quick)
     except ValueError as err:
         print(f"pcbp run: {err}", file=sys.stderr)
         return 2
@@ -43,6 +45,16 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     print(path)
     return 0
+
+
+def _book(args: argparse.Namespace) -> int:
+    from pcbp.book.build import book
+
+    try:
+        return book(quick=args.quick, jobs=args.jobs)
+    except ValueError as err:
+        print(f"pcbp book: {err}", file=sys.stderr)
+        return 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,8 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
                      help="override a parameter of the chapter's parameters cell (a Python literal)")
     run.add_argument("--quick", action="store_true", help="set PCBP_QUICK=1: the small version CI runs")
+    run.add_argument("--output", type=Path, help="where to write the executed notebook (default _build/run/)")
+    book = sub.add_parser("book", help="execute every chapter (papermill), then build the HTML from them")
+    book.add_argument("--quick", action="store_true", help="set PCBP_QUICK=1: the small version CI runs")
+    book.add_argument("--jobs", type=int, default=1, help="chapters executed side by side (timing chapters run alone)")
     args = parser.parse_args(argv)
-    handler = {"verify": _verify, "fetch-data": _fetch, "run": _run}[args.command]
+    handler = {"verify": _verify, "fetch-data": _fetch, "run": _run, "book": _book}[args.command]
     return handler(args)
 
 

@@ -2,7 +2,8 @@
 
 Math must be typeset by the book's own MathJax, every image must load, and no page may request
 anything from outside the book. Uses Debian's `chromium` (installed by `make test` as root).
-Set PCBP_BOOK_HTML to a built `_build/html` to skip the build here (the Makefile does).
+Set PCBP_BOOK_HTML to a built `_build/html` to skip the build here (the Makefile does);
+otherwise `pcbp book --quick` builds it.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ import functools
 import http.server
 import os
 import shutil
-import subprocess
-import sys
 import threading
 from pathlib import Path
 from urllib.parse import urlparse
@@ -25,20 +24,6 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--
          "--disable-sync", "--no-first-run", "--disable-quic"]
 
 pytestmark = pytest.mark.book
-
-
-@pytest.fixture(scope="module")
-def html_dir(tmp_path_factory) -> Path:
-    given = os.environ.get("PCBP_BOOK_HTML")
-    if given:
-        path = Path(given).resolve()
-        assert (path / "index.html").is_file(), f"PCBP_BOOK_HTML={given} holds no built book"
-        return path
-    out = tmp_path_factory.mktemp("book")
-    jb = Path(sys.executable).with_name("jupyter-book")
-    cmd = [str(jb), "build", "--all", "-W", "-n", "--keep-going", str(ROOT), "--path-output", str(out)]
-    subprocess.run(cmd, check=True, env={**os.environ, "PCBP_QUICK": "1"}, capture_output=True)
-    return out / "_build" / "html"
 
 
 @pytest.fixture(scope="module")

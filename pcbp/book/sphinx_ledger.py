@@ -31,6 +31,19 @@ class ledger_placeholder(nodes.General, nodes.Element):
     """Stands where the ledger goes until every chapter has run."""
 
 
+class statistics_placeholder(nodes.General, nodes.Element):
+    """Stands where the execution statistics go."""
+
+
+class ExecutionStatistics(Directive):
+    """``{execution-statistics}``: how long each chapter ran in this build, on which commit and machine."""
+
+    has_content = False
+
+    def run(self) -> list[nodes.Node]:
+        return [statistics_placeholder()]
+
+
 class ClaimsLedger(Directive):
     """``{claims-ledger}``: the table of every claim the chapters checked in this build."""
 
@@ -107,9 +120,63 @@ def resolve_ledger(app: Sphinx, doctree: nodes.document, fromdocname: str) -> No
         node.replace_self([_table(rows, app.builder, fromdocname), legend])
 
 
+def executes_itself(app: Sphinx) -> bool:
+    """True when Sphinx runs the chapters (`jupyter-book build .`), False for `pcbp book`'s executed notebooks."""
+    return app.config.nb_execution_mode != "off"
+
+
+def execution_record() -> dict[str, object] | None:
+    """`pcbp book`'s record of the chapters it executed for this build (None if there is none)."""
+    path = Path(os.environ.get("PCBP_EXECUTION") or REPO / "_build" / "notebooks" / "execution.json")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _statistics(app: Sphinx, fromdocname: str) -> list[nodes.Node]:
+    record = None if executes_itself(app) else execution_record()
+    if record is None:
+        return [nodes.paragraph("", "This build executed the chapters itself (jupyter-book build): "
+                                    "`pcbp book` records each chapter's time.")]
+    header = nodes.paragraph("", f"Built from commit {record['commit']} on {record['date']}, on {record['machine']}; "
+                                 f"mode {record['mode']}, {record['jobs']} chapter(s) at a time.")
+    table, group = nodes.table(classes=["execution-statistics"]), nodes.tgroup(cols=4)
+    table += group
+    for width in (30, 10, 10, 50):
+        group += nodes.colspec(colwidth=width)
+    head, body = nodes.thead(), nodes.tbody()
+    group += head
+    group += body
+    row = nodes.row()
+    for name in ("Chapter", "Seconds", "Status", "Error"):
+        row += _cell(name)
+    head += row
+    for r in record["chapters"]:  # type: ignore[union-attr]
+        docname = f"book/{r['chapter']}"
+        title = app.env.titles[docname].astext() if docname in app.env.titles else str(r["chapter"])
+        link = nodes.reference("", title, internal=True, refuri=app.builder.get_relative_uri(fromdocname, docname))
+        row = nodes.row()
+        for value in (link, f"{float(r['seconds']):.1f}", str(r["status"]), str(r["error"] or "—")):
+            row += _cell(value)
+        body += row
+    total = sum(float(r["seconds"]) for r in record["chapters"])  # type: ignore[union-attr]
+    return [header, table, nodes.paragraph("", f"Total execution time: {total:.0f} s.")]
+
+
+def resolve_statistics(app: Sphinx, doctree: nodes.document, fromdocname: str) -> None:
+    for node in list(doctree.findall(statistics_placeholder)):
+        node.replace_self(_statistics(app, fromdocname))
+
+
 def clear_claims(app: Sphinx) -> None:
-    """Start every build with an empty claims folder, so no chapter's old claims survive."""
+    """When Sphinx executes the chapters, start with an empty claims folder, so no old claims survive.
+
+    `pcbp book` executes them before the build and clears the folder itself.
+    """
     folder = claims_dir()
+    if not executes_itself(app):
+        return
     os.environ["PCBP_CLAIMS_DIR"] = str(folder)  # the kernels inherit it
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("*.json"):
@@ -126,8 +193,11 @@ def write_claims_json(app: Sphinx, exception: Exception | None) -> None:
 
 def setup(app: Sphinx) -> dict[str, object]:
     app.add_node(ledger_placeholder)
+    app.add_node(statistics_placeholder)
     app.add_directive("claims-ledger", ClaimsLedger)
+    app.add_directive("execution-statistics", ExecutionStatistics)
     app.connect("builder-inited", clear_claims)
     app.connect("doctree-resolved", resolve_ledger)
+    app.connect("doctree-resolved", resolve_statistics)
     app.connect("build-finished", write_claims_json)
     return {"parallel_read_safe": False, "parallel_write_safe": True}
