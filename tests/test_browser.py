@@ -103,3 +103,92 @@ def test_mathjax_is_served_by_the_book(html_dir):
     assert (html_dir / "_static" / "mathjax" / "tex-chtml.js").is_file()
     index = (html_dir / "book" / "intro.html").read_text()
     assert "cdn.jsdelivr" not in index and "_static/mathjax/tex-chtml.js" in index
+
+
+# What a reader at `width` px must see without scrolling sideways: each display equation, table and code
+# block against the article column, each equation number clear of its equation, the page itself.
+LAYOUT_JS = """() => {
+  const article = document.querySelector('article.bd-article') || document.querySelector('main');
+  const col = article.getBoundingClientRect();
+  const label = e => (e.id || e.closest('[id]')?.id || e.tagName) + ': ' + e.textContent.trim().slice(0, 40);
+  const wide = (e, r) => r.right > col.right + 1 || r.left < col.left - 1;
+  const out = {page: document.documentElement.scrollWidth - window.innerWidth, equations: [], scrolled: [],
+               covered: [], tables: [], code: [], n: {}};
+  const eqs = [...document.querySelectorAll('div.math')];
+  out.n.equations = eqs.length;
+  for (const div of eqs) {
+    const math = div.querySelector('mjx-container > mjx-math') || div.querySelector('mjx-container');
+    if (!math) continue;
+    const box = div.getBoundingClientRect(), r = math.getBoundingClientRect();
+    const fits = r.width <= box.width + 1 && !wide(div, box);
+    const scrolls = ['auto', 'scroll'].includes(getComputedStyle(div).overflowX) ||
+                    ['auto', 'scroll'].includes(getComputedStyle(math.closest('mjx-container')).overflowX);
+    if (!fits) (scrolls && !wide(div, box) ? out.scrolled : out.equations).push(label(div));
+    const no = div.querySelector('span.eqno');
+    if (no) {  // the part of the equation a reader sees: its box clipped by its scrolling container
+      const n = no.getBoundingClientRect(), clip = math.closest('mjx-container').getBoundingClientRect();
+      const left = Math.max(r.left, clip.left), right = Math.min(r.right, clip.right);
+      if (n.width > 0 && n.left < right && n.right > left && n.top < r.bottom && n.bottom > r.top)
+        out.covered.push(label(div));
+    }
+  }
+  const tables = [...document.querySelectorAll('article table')];
+  out.n.tables = tables.length;
+  for (const t of tables) if (wide(t, t.getBoundingClientRect())) out.tables.push(label(t));
+  const code = [...document.querySelectorAll('article div.highlight pre')];
+  out.n.code = code.length;
+  for (const c of code) if (c.scrollWidth > c.clientWidth + 1 || wide(c, c.getBoundingClientRect()))
+    out.code.push(label(c));
+  return out;
+}"""
+
+
+def layout(browser, url: str, width: int) -> dict:
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    page.goto(url)
+    page.wait_for_load_state("networkidle")
+    page.wait_for_function("!window.MathJax || (MathJax.startup && MathJax.startup.promise)", timeout=20_000)
+    page.evaluate("window.MathJax ? MathJax.startup.promise : null")
+    report = page.evaluate(LAYOUT_JS)
+    page.close()
+    return report
+
+
+def test_at_desktop_width_every_equation_table_and_code_block_fits_the_column(html_dir, server, browser):
+    counted = {"equations": 0, "tables": 0, "code": 0}
+    for name in pages(html_dir):
+        r = layout(browser, f"{server}/{name}", 1400)
+        for kind in counted:
+            counted[kind] += r["n"][kind]
+        assert r["page"] <= 0, f"{name} scrolls sideways by {r['page']} px at 1400 px"
+        assert not r["equations"] and not r["scrolled"], f"{name}: equations wider than the column: " \
+            f"{r['equations'] + r['scrolled']}"
+        assert not r["covered"], f"{name}: equation numbers covered by their equation: {r['covered']}"
+        assert not r["tables"], f"{name}: tables wider than the column: {r['tables']}"
+        assert not r["code"], f"{name}: code blocks that need sideways scrolling: {r['code']}"
+    assert all(counted.values()), f"the check measured nothing of some kind: {counted}"
+
+
+def test_at_phone_width_equations_scroll_within_themselves_and_keep_their_numbers(html_dir, server, browser):
+    for name in pages(html_dir):
+        r = layout(browser, f"{server}/{name}", 400)
+        assert r["page"] <= 0, f"{name} scrolls sideways by {r['page']} px at 400 px"
+        assert not r["equations"], f"{name}: equations that overflow the page at 400 px: {r['equations']}"
+        assert not r["covered"], f"{name}: equation numbers covered at 400 px: {r['covered']}"
+
+
+BROKEN_PAGE = """<html><body><article class="bd-article" style="width: 700px">
+<div class="math" id="eq-wide"><span class="eqno" style="position: absolute; left: 100px">(1)</span>
+  <mjx-container display="true" style="display: block"><mjx-math style="display: inline-block; width: 2000px">
+  x</mjx-math></mjx-container></div>
+<table id="wide-table"><tr><td style="white-space: nowrap">""" + "a wide cell " * 200 + """</td></tr></table>
+<div class="highlight"><pre style="overflow-x: auto">""" + "long_line = 1  " * 200 + """</pre></div>
+</article></body></html>"""
+
+
+def test_the_layout_check_catches_a_wide_equation_table_code_block_and_a_covered_number(tmp_path, browser):
+    (tmp_path / "broken.html").write_text(BROKEN_PAGE)
+    r = layout(browser, (tmp_path / "broken.html").as_uri(), 1400)
+    assert [e.split(":")[0] for e in r["equations"] + r["scrolled"]] == ["eq-wide"]
+    assert r["covered"] and r["tables"] and r["code"], r
+

@@ -96,6 +96,7 @@ def stage() -> Path:
     (STAGE / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     for name in ("_toc.yml", "references.bib"):
         shutil.copy(REPO / name, STAGE / name)
+    shutil.copytree(REPO / "_static", STAGE / "_static")  # the book's CSS
     executed = {p.stem for p in NOTEBOOKS.glob("*.ipynb")}
     for page in (REPO / "book").iterdir():
         if page.suffix == ".md" and page.stem in executed:
