@@ -51,3 +51,13 @@ def test_every_chapter_records_its_claims_and_shows_them_last(chapter):
     assert code[-1].strip() == "claims.show()", f"{chapter.stem}: the last cell must be claims.show()"
     assert not any(line.lstrip().startswith("assert ") for c in code for line in c.splitlines()), (
         f"{chapter.stem} still has a bare assert: state it with claims.check(...) so it is a named claim")
+
+
+def test_every_reference_is_cited_and_every_citation_has_a_reference():
+    import re
+
+    keys = set(re.findall(r"^@\w+\{([^,]+),", (ROOT / "references.bib").read_text(), re.M))
+    text = "\n".join(p.read_text() for p in BOOK.glob("*.md"))
+    cited = {k.strip() for group in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", text) for k in group.split(",")}
+    assert keys - cited == set(), f"references never cited: {sorted(keys - cited)}"
+    assert cited - keys == set(), f"citations without a reference: {sorted(cited - keys)}"
