@@ -68,7 +68,7 @@ MUTANTS = [
            "x_next = y[t + 1] + net.df(y[t + 1]) * (eps @ net.theta[t + 1])",
            "x_next = y[t + 1] + net.df(y[t]) * (eps @ net.theta[t + 1])"),
     Mutant("Φ: the driven check dropped", "pcbp/rules/fazil.py",
-           "            fires = fires & driven", "            fires = fires"),
+           "        fires = fires & driven", "        fires = fires"),
     Mutant("Φ: gates never disarm", "pcbp/rules/fazil.py",
            "return eps * fires, armed ^ departed", "return eps * fires, armed"),
     Mutant("Φ: the target does not drive the output", "pcbp/rules/fazil.py",
