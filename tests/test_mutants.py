@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location("mutants", ROOT / "tests" / "mutants.py")
 mutants = importlib.util.module_from_spec(_spec)
+sys.modules["mutants"] = mutants  # its dataclasses look their module up
 _spec.loader.exec_module(mutants)
 
 
