@@ -4,6 +4,7 @@ from pcbp.rules.base import Rule
 from pcbp.rules.bp import BP, AutogradSGD, autograd_updates, deltas, sgd_step
 from pcbp.rules.fazil import FaZIL
 from pcbp.rules.fazil_quiet import FaZILQuiet
+from pcbp.rules.fixed_prediction import FixedPrediction
 from pcbp.rules.il import IL
 from pcbp.rules.zil import ZIL
 from pcbp.rules.zil_wave import ZILWave
@@ -15,6 +16,7 @@ RULES: dict[str, type[Rule]] = {
     "zilwave": ZILWave,
     "fazil": FaZIL,
     "fazilquiet": FaZILQuiet,
+    "fixedprediction": FixedPrediction,
 }
 
 
@@ -27,6 +29,6 @@ def make_rule(name: str, alpha: float, **options: object) -> Rule:
 
 
 __all__ = [
-    "AutogradSGD", "BP", "IL", "ZIL", "ZILWave", "FaZIL", "FaZILQuiet", "Rule", "RULES", "autograd_updates", "deltas",
+    "AutogradSGD", "BP", "IL", "ZIL", "ZILWave", "FaZIL", "FaZILQuiet", "FixedPrediction", "Rule", "RULES", "autograd_updates", "deltas",
     "make_rule", "sgd_step",
 ]
