@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import matplotlib
 import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 WIDTH = 7.0  # inches: the text column of the book's pages at desktop width
 PANEL_HEIGHT = 3.0  # inches per row of panels
@@ -52,6 +54,18 @@ def figure(ncols: int = 1, nrows: int = 1, height: float = PANEL_HEIGHT, **kwarg
     if not 1 <= ncols <= MAX_COLUMNS:
         raise ValueError(f"ncols={ncols}: at most {MAX_COLUMNS} panels fit side by side; stack more with nrows")
     return plt.subplots(nrows, ncols, figsize=(WIDTH, height * nrows), **kwargs)
+
+
+def log_ticks(ax: matplotlib.axes.Axes, which: str = "y") -> None:
+    """Label several ticks on a log axis that spans under two decades, where the default labels one or two."""
+    lo, hi = getattr(ax, f"get_{which}lim")()
+    decades = abs(np.log10(hi / lo))
+    if decades >= 2:
+        return
+    axis = getattr(ax, f"{which}axis")
+    axis.set_major_locator(LogLocator(subs=(1, 2, 5) if decades >= 1 else (1, 1.5, 2, 3, 4, 5, 6, 7, 8, 9)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def publish(key: str, fig: matplotlib.figure.Figure) -> None:
