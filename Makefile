@@ -3,10 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-# Debian packages the book and its tests use, installed when run as root with apt.
-APT_PACKAGES := dataset-fashion-mnist chromium
+# Debian packages the book and its tests use, installed when run as root with apt (poppler-utils: the PDF test).
+APT_PACKAGES := dataset-fashion-mnist chromium poppler-utils
 
-.PHONY: install system-packages data book test verify mutants bench bench-pcx clean
+.PHONY: install system-packages data book pdf test verify mutants bench bench-pcx clean
 
 install: $(STAMP)
 
@@ -37,14 +37,18 @@ data: $(STAMP) system-packages
 book: data
 	$(BIN)/pcbp book --jobs 2
 
+# The whole book as one PDF, offline, from what `make book` built (run that first): _build/pdf/book.pdf.
+pdf: $(STAMP)
+	$(BIN)/pcbp pdf
+
 # Two cores: the unit tests run beside the quick book (papermill over every chapter, then the -W build
-# from the executed notebooks); then the tests of the built book: browser, stray output, claims.
+# from the executed notebooks); then the PDF, and the tests of the built book: browser, stray output, claims, PDF.
 PYTEST := PCBP_QUICK=1 $(BIN)/python -m pytest -p no:cacheprovider
 test: data
 	@mkdir -p _build; $(PYTEST) -m "not book" -q > _build/tests.log 2>&1 & tests=$$!; \
 	  $(BIN)/pcbp book --quick --jobs 2; book=$$?; wait $$tests; status=$$?; cat _build/tests.log; \
 	  test $$book = 0 && test $$status = 0
-	PCBP_BOOK_HTML=_build/html $(PYTEST) -m book -q
+	$(BIN)/pcbp pdf && PCBP_BOOK_HTML=_build/html PCBP_BOOK_PDF=_build/pdf/book.pdf $(PYTEST) -m book -q
 
 verify: $(STAMP)
 	$(BIN)/pcbp verify

@@ -1,5 +1,5 @@
 """The `pcbp` command: `verify` re-checks the core claims, `fetch-data` gets data, `run` runs a chapter, `book`
-builds the book."""
+builds the book, `pdf` prints it."""
 
 from __future__ import annotations
 
@@ -57,6 +57,12 @@ def _book(args: argparse.Namespace) -> int:
         return 2
 
 
+def _pdf(args: argparse.Namespace) -> int:
+    from pcbp.book.pdf import PDF, STAGE, pdf
+
+    return pdf(src=args.source or STAGE, out=args.output or PDF, show_hidden=args.show_hidden_code)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pcbp", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -73,8 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     book = sub.add_parser("book", help="execute every chapter (papermill), then build the HTML from them")
     book.add_argument("--quick", action="store_true", help="set PCBP_QUICK=1: the small version CI runs")
     book.add_argument("--jobs", type=int, default=1, help="chapters executed side by side (timing chapters run alone)")
+    pdf = sub.add_parser("pdf", help="print the book `pcbp book` built to one PDF (_build/pdf/book.pdf), offline")
+    pdf.add_argument("--output", type=Path, help="where to write the PDF (default _build/pdf/book.pdf)")
+    pdf.add_argument("--source", type=Path, help="a staged source tree (default _build/src, staged by `pcbp book`)")
+    pdf.add_argument("--show-hidden-code", action="store_true",
+                     help="print the code of hide-input cells too (default: left out, as the HTML first shows it)")
     args = parser.parse_args(argv)
-    handler = {"verify": _verify, "fetch-data": _fetch, "run": _run, "book": _book}[args.command]
+    handler = {"verify": _verify, "fetch-data": _fetch, "run": _run, "book": _book, "pdf": _pdf}[args.command]
     return handler(args)
 
 
