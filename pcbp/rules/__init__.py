@@ -29,6 +29,6 @@ def make_rule(name: str, alpha: float, **options: object) -> Rule:
 
 
 __all__ = [
-    "AutogradSGD", "BP", "IL", "ZIL", "ZILWave", "FaZIL", "FaZILQuiet", "FixedPrediction", "Rule", "RULES", "autograd_updates", "deltas",
-    "make_rule", "sgd_step",
+    "AutogradSGD", "BP", "IL", "ZIL", "ZILWave", "FaZIL", "FaZILQuiet", "FixedPrediction", "Rule", "RULES",
+    "autograd_updates", "deltas", "make_rule", "sgd_step",
 ]
