@@ -41,11 +41,11 @@ book: data
 pdf: $(STAMP)
 	$(BIN)/pcbp pdf
 
-# Two cores: the unit tests run beside the quick book (papermill over every chapter, then the -W build
+# Two cores: the unit tests (one thread) run beside the quick book (papermill over every chapter, then the -W build
 # from the executed notebooks); then the PDF, and the tests of the built book: browser, stray output, claims, PDF.
 PYTEST := PCBP_QUICK=1 $(BIN)/python -m pytest -p no:cacheprovider
 test: data
-	@mkdir -p _build; $(PYTEST) -m "not book" -q > _build/tests.log 2>&1 & tests=$$!; \
+	@mkdir -p _build; OMP_NUM_THREADS=1 $(PYTEST) -m "not book" -q > _build/tests.log 2>&1 & tests=$$!; \
 	  $(BIN)/pcbp book --quick --jobs 2; book=$$?; wait $$tests; status=$$?; cat _build/tests.log; \
 	  test $$book = 0 && test $$status = 0
 	$(BIN)/pcbp pdf && PCBP_BOOK_HTML=_build/html PCBP_BOOK_PDF=_build/pdf/book.pdf $(PYTEST) -m book -q

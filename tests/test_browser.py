@@ -58,9 +58,9 @@ def pages(html_dir: Path) -> list[str]:
     return sorted(str(p.relative_to(html_dir)) for p in (html_dir / "book").glob("*.html"))
 
 
-def visit(browser, url: str) -> dict:
-    """Open `url`, wait for the network and MathJax to settle, report what the reader got."""
-    page = browser.new_page()
+def visit(browser, url: str, width: int = 1400) -> dict:
+    """Open `url` `width` px wide, wait for the network and MathJax to settle, report what the reader got."""
+    page = browser.new_page(viewport={"width": width, "height": 900})
     requests, failures = [], []
     page.on("request", lambda r: requests.append(r.url))
     page.on("requestfailed", lambda r: failures.append(r.url))
@@ -77,17 +77,28 @@ def visit(browser, url: str) -> dict:
             mathjax: window.MathJax ? 1 : 0,
         })"""
     )
+    report["layout"] = page.evaluate(LAYOUT_JS)
     page.close()
     return {**report, "requests": requests, "failures": failures}
 
 
-def test_every_page_renders_offline(html_dir, server, browser):
-    found = pages(html_dir)
-    assert len(found) >= 2, found
+@pytest.fixture(scope="module")
+def desktop(html_dir, server, browser) -> dict[str, dict]:
+    """Every page as a reader at 1400 px gets it (one visit each)."""
+    return {name: visit(browser, f"{server}/{name}", 1400) for name in pages(html_dir)}
+
+
+@pytest.fixture(scope="module")
+def phone(html_dir, server, browser) -> dict[str, dict]:
+    """Every page as a reader at 400 px gets it."""
+    return {name: visit(browser, f"{server}/{name}", 400) for name in pages(html_dir)}
+
+
+def test_every_page_renders_offline(desktop, server):
+    assert len(desktop) >= 2, list(desktop)
     host = urlparse(server).netloc
     with_math = 0
-    for name in found:
-        r = visit(browser, f"{server}/{name}")
+    for name, r in desktop.items():
         outside = [u for u in r["requests"] if urlparse(u).scheme not in ("data", "blob")
                    and urlparse(u).netloc != host]
         assert not outside, f"{name} requests from outside the book: {outside}"
@@ -144,20 +155,13 @@ LAYOUT_JS = """() => {
 
 
 def layout(browser, url: str, width: int) -> dict:
-    page = browser.new_page(viewport={"width": width, "height": 900})
-    page.goto(url)
-    page.wait_for_load_state("networkidle")
-    page.wait_for_function("!window.MathJax || (MathJax.startup && MathJax.startup.promise)", timeout=20_000)
-    page.evaluate("window.MathJax ? MathJax.startup.promise : null")
-    report = page.evaluate(LAYOUT_JS)
-    page.close()
-    return report
+    return visit(browser, url, width)["layout"]
 
 
-def test_at_desktop_width_every_equation_table_and_code_block_fits_the_column(html_dir, server, browser):
+def test_at_desktop_width_every_equation_table_and_code_block_fits_the_column(desktop):
     counted = {"equations": 0, "tables": 0, "code": 0}
-    for name in pages(html_dir):
-        r = layout(browser, f"{server}/{name}", 1400)
+    for name, seen in desktop.items():
+        r = seen["layout"]
         for kind in counted:
             counted[kind] += r["n"][kind]
         assert r["page"] <= 0, f"{name} scrolls sideways by {r['page']} px at 1400 px"
@@ -169,9 +173,9 @@ def test_at_desktop_width_every_equation_table_and_code_block_fits_the_column(ht
     assert all(counted.values()), f"the check measured nothing of some kind: {counted}"
 
 
-def test_at_phone_width_equations_scroll_within_themselves_and_keep_their_numbers(html_dir, server, browser):
-    for name in pages(html_dir):
-        r = layout(browser, f"{server}/{name}", 400)
+def test_at_phone_width_equations_scroll_within_themselves_and_keep_their_numbers(phone):
+    for name, seen in phone.items():
+        r = seen["layout"]
         assert r["page"] <= 0, f"{name} scrolls sideways by {r['page']} px at 400 px"
         assert not r["equations"], f"{name}: equations that overflow the page at 400 px: {r['equations']}"
         assert not r["covered"], f"{name}: equation numbers covered at 400 px: {r['covered']}"
