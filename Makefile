@@ -42,13 +42,17 @@ pdf: $(STAMP)
 	$(BIN)/pcbp pdf
 
 # Two cores: the unit tests (one thread) run beside the quick book (papermill over every chapter, then the -W build
-# from the executed notebooks); then the PDF, and the tests of the built book: browser, stray output, claims, PDF.
+# from the executed notebooks); then the PDF is printed beside the tests of the built HTML (browser, stray output,
+# claims); then the PDF's tests. Logs of the background jobs follow their end.
 PYTEST := PCBP_QUICK=1 $(BIN)/python -m pytest -p no:cacheprovider
 test: data
 	@mkdir -p _build; OMP_NUM_THREADS=1 $(PYTEST) -m "not book" -q > _build/tests.log 2>&1 & tests=$$!; \
 	  $(BIN)/pcbp book --quick --jobs 2; book=$$?; wait $$tests; status=$$?; cat _build/tests.log; \
 	  test $$book = 0 && test $$status = 0
-	$(BIN)/pcbp pdf && PCBP_BOOK_HTML=_build/html PCBP_BOOK_PDF=_build/pdf/book.pdf $(PYTEST) -m book -q
+	@$(BIN)/pcbp pdf > _build/pdf.log 2>&1 & pdf=$$!; \
+	  PCBP_BOOK_HTML=_build/html $(PYTEST) -m book -q --ignore=tests/test_pdf.py; html=$$?; \
+	  wait $$pdf; printed=$$?; cat _build/pdf.log; test $$html = 0 && test $$printed = 0
+	PCBP_BOOK_HTML=_build/html PCBP_BOOK_PDF=_build/pdf/book.pdf $(PYTEST) -m book -q tests/test_pdf.py
 
 verify: $(STAMP)
 	$(BIN)/pcbp verify

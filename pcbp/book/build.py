@@ -28,7 +28,7 @@ NOTEBOOKS = BUILD / "notebooks"
 STAGE = BUILD / "src"
 CLAIMS = BUILD / "claims"
 STATISTICS = NOTEBOOKS / "execution.json"
-# Chapters whose measurements are timings: they run alone, after the others, with every core.
+# Chapters whose measurements are timings: in a full build they run alone, after the others, with every core.
 EXCLUSIVE = ("cost",)
 
 
@@ -68,12 +68,13 @@ def execute_all(quick: bool, jobs: int) -> list[dict[str, object]]:
     NOTEBOOKS.mkdir(parents=True, exist_ok=True)
     for old in NOTEBOOKS.glob("*.ipynb"):
         old.unlink()
-    parallel = _order([c for c in chapters() if c not in EXCLUSIVE])
+    alone = [c for c in EXCLUSIVE if c in chapters()] if not quick else []  # quick timings are only reported
+    parallel = _order([c for c in chapters() if c not in alone])
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
-    print(f"executing {len(parallel) + len(EXCLUSIVE)} chapters ({'quick' if quick else 'full'}, {jobs} at a time)")
+    print(f"executing {len(parallel) + len(alone)} chapters ({'quick' if quick else 'full'}, {jobs} at a time)")
     with ThreadPoolExecutor(jobs) as pool:
         records = list(pool.map(lambda c: execute_chapter(c, quick, threads), parallel))
-    records += [execute_chapter(c, quick, None) for c in EXCLUSIVE if c in chapters()]
+    records += [execute_chapter(c, quick, None) for c in alone]
     return records
 
 
