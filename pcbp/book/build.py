@@ -54,8 +54,8 @@ def _order(names: list[str]) -> list[str]:
     """Longest chapter first (times of the last execution), so the parallel runs finish together."""
     try:
         last = {r["chapter"]: r["seconds"] for r in json.loads(STATISTICS.read_text())["chapters"]}
-    except (OSError, ValueError, KeyError, TypeError):
-        last = {}
+    except (OSError, ValueError, KeyError, TypeError):  # a fresh clone: the longest source runs longest
+        last = {c: (REPO / "book" / f"{c}.md").stat().st_size for c in names}
     return sorted(names, key=lambda c: -float(last.get(c, 0.0)))
 
 
