@@ -41,13 +41,13 @@ book: data
 pdf: $(STAMP)
 	$(BIN)/pcbp pdf
 
-# Two cores, one job each: the unit tests run beside the quick book (papermill over every chapter, then the -W build
+# Two cores: the unit tests run beside the quick book (two chapters at a time, one thread each) (papermill over every chapter, then the -W build
 # from the executed notebooks); then the PDF is printed beside the tests of the built HTML (browser, stray output,
 # claims); then the PDF's tests. Logs of the background jobs follow their end.
 PYTEST := PCBP_QUICK=1 $(BIN)/python -m pytest -p no:cacheprovider
 test: data
-	@mkdir -p _build; OMP_NUM_THREADS=1 $(PYTEST) -m "not book" -q > _build/tests.log 2>&1 & tests=$$!; \
-	  OMP_NUM_THREADS=1 $(BIN)/pcbp book --quick --jobs 1; book=$$?; wait $$tests; status=$$?; cat _build/tests.log; \
+	@mkdir -p _build; $(PYTEST) -m "not book" -q > _build/tests.log 2>&1 & tests=$$!; \
+	  $(BIN)/pcbp book --quick --jobs 2; book=$$?; wait $$tests; status=$$?; cat _build/tests.log; \
 	  test $$book = 0 && test $$status = 0
 	@$(BIN)/pcbp pdf > _build/pdf.log 2>&1 & pdf=$$!; \
 	  PCBP_BOOK_HTML=_build/html $(PYTEST) -m book -q --ignore=tests/test_pdf.py; html=$$?; \
