@@ -41,9 +41,9 @@ book: data
 pdf: $(STAMP)
 	$(BIN)/pcbp pdf
 
-# Two cores: the unit tests run beside the quick book (two chapters at a time, one thread each) (papermill over every chapter, then the -W build
-# from the executed notebooks); then the PDF is printed beside the tests of the built HTML (browser, stray output,
-# claims); then the PDF's tests. Logs of the background jobs follow their end.
+# Two cores: the unit tests run beside the quick book (papermill over every chapter, two at a time, one thread
+# each, then the -W build from the executed notebooks); then the PDF is printed beside the tests of the built HTML
+# (browser, stray output, claims); then the PDF's tests. Logs of the background jobs follow their end.
 PYTEST := PCBP_QUICK=1 $(BIN)/python -m pytest -p no:cacheprovider
 test: data
 	@mkdir -p _build; $(PYTEST) -m "not book" -q > _build/tests.log 2>&1 & tests=$$!; \
