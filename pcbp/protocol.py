@@ -17,9 +17,10 @@ of `pcbp.autonomy.linear_rate`, until rounding takes over.
 
 Fa-Z-IL's gate needs a threshold `τ` on "the error has left 0". Three choices (`tau=`):
 `"following"` (default) takes FaZIL's rule `τ^l = 16 · r · max(1, max|μ^l|)` with `r` the start's
-measured relative residual (what `FaZIL(init="settle", settle_tol=r)` uses): the most favourable
-reading, as it needs to know how far settling got; `None` holds τ at FaZIL's default after a full
-settle (16 · 64 ε of the activity): what a network that does not know gets; a float fixes τ.
+measured relative residual, floored at settle's default 64 ε (what `FaZIL(init="settle",
+settle_tol=r)` uses): the most favourable reading, as it needs to know how far settling got;
+`None` holds τ at FaZIL's default after a full settle (16 · 64 ε of the activity): what a network
+that does not know gets; a float fixes τ.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from pcbp.compare import Comparison, compare_rules
 from pcbp.experiments import random_problem
 from pcbp.metrics import update_error
 from pcbp.network import PCN
-from pcbp.pcn import activity_scale, errors, inference_step, predictions, rest_state
+from pcbp.pcn import activity_scale, errors, inference_step, predictions, rest_state, settle_tolerance
 from pcbp.rules import BP, IL, autograd_updates
 from pcbp.rules.base import Rule
 from pcbp.rules.fazil import FaZIL, driven_mask, gated_feedback, phi_gate
@@ -146,12 +147,19 @@ def zil_from(net: PCN, x0: list[Tensor], s_out: Tensor, alpha: float, *, gamma: 
     return updates
 
 
-def gate_rule(alpha: float, residual: float, tau: str | float | None, steps: int | None) -> FaZIL:
+def following_tol(residual: float, dtype: torch.dtype) -> float:
+    """The settling tolerance a start with this relative `residual` counts as: the residual, but
+    never below `settle`'s default (64 ε): rounding alone leaves that much in every error node, and
+    a γ = 1 wave grows it (`settled_floor`), so a gate set below it fires on rounding."""
+    return max(residual, settle_tolerance(dtype))
+
+
+def gate_rule(
+    alpha: float, residual: float, tau: str | float | None, steps: int | None, dtype: torch.dtype = torch.float64
+) -> FaZIL:
     """The FaZIL whose thresholds a start with this `residual` gets (see the module's note on `tau`)."""
     if tau == "following":
-        if residual > 0:
-            return FaZIL(alpha, init="settle", settle_tol=residual, steps=steps)
-        return FaZIL(alpha, init="settle", tau=0.0, steps=steps)  # an exact fixed point: errors are 0
+        return FaZIL(alpha, init="settle", settle_tol=following_tol(residual, dtype), steps=steps)
     if tau is None or isinstance(tau, (int, float)):
         return FaZIL(alpha, init="settle", tau=tau, steps=steps)
     raise ValueError(f"tau={tau!r}: use 'following', None (FaZIL's default after a settle) or a number ≥ 0")
@@ -167,7 +175,7 @@ def updates_from(
     if rule == "fazil":
         with torch.no_grad():
             residual = relative_residual(net, x0)
-        return fazil_from(gate_rule(alpha, residual, tau, steps), net, x0, s_out, apply=False)[0]
+        return fazil_from(gate_rule(alpha, residual, tau, steps, net.dtype), net, x0, s_out, apply=False)[0]
     raise ValueError(f"rule={rule!r}: use one of {', '.join(map(repr, PROTOCOL_RULES))}")
 
 
@@ -495,10 +503,10 @@ class AutonomousFaZIL(FaZIL):
         """FaZIL's thresholds, or with `tau="following"` those of a settle to the measured residual."""
         if not self.following:
             return super().thresholds(mu_free)
-        r = self._residual
-        if r is None:
+        if self._residual is None:
             raise RuntimeError("tau='following' sets τ from the residual of a start: run a presentation first")
-        return [0.0] * len(mu_free) if r == 0 else [self.TAU_FACTOR * r * activity_scale(m) for m in mu_free]
+        tol = following_tol(self._residual, mu_free[0].dtype)
+        return [self.TAU_FACTOR * tol * activity_scale(m) for m in mu_free]
 
     def run(self, net: PCN, s_in: Tensor, s_out: Tensor, *, apply: bool, trace: Trace | None) -> Updates:
         x0 = self.initial_state(net, s_in)
