@@ -5,10 +5,12 @@ import pytest
 import torch
 
 from pcbp.activations import ACTIVATIONS
-from pcbp.autonomy import wave_cut
+from pcbp.autonomy import settled_floor, wave_cut
 from pcbp.data import teacher_student
 from pcbp.experiments import MODES, error_vs_autograd, random_problem, relu_sweep, twin_divergence
 from pcbp.network import PCN
+from pcbp.pcn import settle_tolerance
+from pcbp.protocol import default_gamma
 from pcbp.rules import ZIL, FaZIL, FaZILQuiet
 from pcbp.rules.fazil import phi_gate
 from pcbp.updates import Trace
@@ -138,3 +140,14 @@ def test_raising_settle_tol_raises_tau_with_it():
         errs = [error_vs_autograd(FaZIL(0.1, init="settle", settle_gamma=0.2, settle_tol=tol), net, k * s_in, k * s_out)
                 for k in (1.0, 1000.0)]
         assert errs[0] < 1e3 * tol and abs(errs[1] - errs[0]) <= 1e-3 * errs[0], (tol, errs)
+
+
+def test_a_settle_tol_below_the_default_keeps_the_defaults_tau():
+    """Settled below 64 ε, τ = 16 · settle_tol would sit at rounding level and, on this deep batch, fire before
+    the wave arrives (the hazard `tests/test_protocol.py` shows); τ is floored at the default's, and the
+    error stays at autograd's to within the settled floor."""
+    net, s_in, s_out = random_problem((4,) + (8,) * 7 + (8,), "relu", batch=8, seed=0)
+    tol = settle_tolerance(torch.float64) / 8
+    rule = FaZIL(0.1, init="settle", settle_gamma=default_gamma(net, s_in), settle_tol=tol)
+    bound = max(1e-12, settled_floor(net, s_in, s_out, settle_tolerance(torch.float64)))
+    assert error_vs_autograd(rule, net, s_in, s_out) <= bound

@@ -130,12 +130,15 @@ class FaZIL(Rule):
 
     def thresholds(self, mu_free: list[Tensor]) -> list[float]:
         """`τ^l` per layer: `tau` if set; 0 from the feedforward limit; else `TAU_FACTOR · settle_tol ·
-        max(1, max|μ^l|)`, above the residue a settle leaves (which scales with the activity)."""
+        max(1, max|μ^l|)`, above the residue a settle leaves (which scales with the activity). A
+        `settle_tol` below the default (64 ε) still gets the default's τ: rounding leaves that much
+        residue in every error node, and a γ = 1 wave grows it, so a lower τ would fire on rounding."""
         if self.tau is not None:
             return [self.tau] * len(mu_free)
         if self.init == "feedforward":
             return [0.0] * len(mu_free)
-        tol = self.TAU_FACTOR * settle_tolerance(mu_free[0].dtype, self.settle_tol)
+        dtype = mu_free[0].dtype
+        tol = self.TAU_FACTOR * max(settle_tolerance(dtype, self.settle_tol), settle_tolerance(dtype))
         return [tol * activity_scale(m) for m in mu_free]
 
     def run(
