@@ -168,14 +168,14 @@ def test_a_held_threshold_is_a_cliff():
 def test_a_following_threshold_is_floored_at_settles_tolerance():
     """Settled below 64 ε, a threshold 16 r set from the residual r itself sits at rounding level, and
     on this deep batch (8 layers, 8 samples) some gate trips on rounding before the wave arrives
-    (`FaZIL(settle_tol=r)`, the premise). Floored at 64 ε, the error is within the settled floor."""
+    (`FaZIL(tau=16 r)`, the premise). Floored at 64 ε, the error is within the settled floor."""
     net, s_in, s_out = random_problem((4,) + (8,) * 7 + (8,), "relu", batch=8, seed=0)
     tol = settle_tolerance(torch.float64)
     x, n = settle(net, s_in, gamma=default_gamma(net, s_in), max_steps=20_000, tol=tol / 8)
     r = relative_residual(net, x)
     assert n < 20_000 and r < tol
     reference = autograd_updates(net, s_in, s_out, 0.1)
-    unfloored = fazil_from(FaZIL(0.1, init="settle", settle_tol=r), net, x, s_out, apply=False)[0]
+    unfloored = fazil_from(FaZIL(0.1, init="settle", tau=FaZIL.TAU_FACTOR * r), net, x, s_out, apply=False)[0]
     assert update_error(net, unfloored, reference) > 1e-3  # the premise: the hazard is real here
     floored = update_error(net, updates_from("fazil", net, x, s_out, 0.1), reference)
     assert floored <= max(EXACT64, settled_floor(net, s_in, s_out, tol))
