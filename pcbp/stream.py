@@ -174,6 +174,23 @@ class StreamState:
 
 
 @dataclass
+class StreamStep:
+    """One step of `run_stream`, kept when asked (`record=`): what every gate saw and did, for plots.
+
+    `sample` and `step` (within its phase) place it; `clamped`: the target was on. Flat over the error
+    nodes of layers `0 … l_max − 1` (`StreamState.layers` splits them): `eps` the errors, `armed`
+    the arming bits at the start of the step (before the gate ran), `fired` the gates that passed `ε`.
+    """
+
+    sample: int
+    step: int
+    clamped: bool
+    eps: Tensor
+    armed: Tensor
+    fired: Tensor
+
+
+@dataclass
 class StreamResult:
     """The trained network and what every error node did, sample by sample.
 
@@ -283,6 +300,7 @@ def run_stream(
     phi: str = "feedback",
     seed: int = 0,
     state: StreamState | None = None,
+    record: list[StreamStep] | None = None,
 ) -> StreamResult:
     """Train a copy of `net` on a stream: each sample's input alone for `N` steps, then with its target for `M`.
 
@@ -293,7 +311,8 @@ def run_stream(
     in `[−σ, σ]` to the clamped input at every step; then the zero threshold gains `tau` (default
     `noise_tau`). `tau_rel` (default `FaZIL.TAU_FACTOR` × `settle_tolerance`) covers rounding.
     `state` continues an earlier stream (returned as `result.state`); default: the rest state.
-    `net` and `state` themselves are left unchanged.
+    `net` and `state` themselves are left unchanged. `record`, a list, gets one `StreamStep` per step
+    (an observer: the run is the same with or without it).
     """
     N, M, k_arm = check_steps("N", N), check_steps("M", M), check_steps("k_arm", k_arm)
     alpha, gamma = check_positive("alpha", alpha), check_positive("gamma", gamma)
@@ -349,6 +368,8 @@ def run_stream(
                         eps, mu, st.mu_prev, was, st.quiet, node_tau(mu, rel, abs_tol), driven, k_arm, phi
                     )
                     fired = g != 0
+                    if record is not None:
+                        record.append(StreamStep(i, s, clamped, eps, was, fired))
                     if not clamped:
                         free_departures[i] += (was & ~st.armed & ~fired).sum()
                     gated = StreamState.layers(net, g)

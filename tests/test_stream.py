@@ -13,6 +13,7 @@ from pcbp.network import PCN
 from pcbp.rules.fazil import phi_gate
 from pcbp.stream import (
     StreamState,
+    StreamStep,
     bp_stream,
     min_steps,
     noise_tau,
@@ -166,6 +167,26 @@ def test_no_reset_two_halves_of_a_stream_equal_the_whole():
         assert torch.equal(a, b)
     fresh = run_stream(first.net, (s_in[50:], s_out[50:]), state=StreamState.rest(net, s_in[:1]), **kw)
     assert all(torch.equal(a, b) for a, b in zip(fresh.net.parameters(), second.net.parameters()))  # dead-beat
+
+
+def test_record_is_an_observer_whose_firings_and_arming_match_the_result():
+    """Oracle: the result's own counts (fire_count, free_firings, armed_at_onset) and an unrecorded run."""
+    net, data = _net(), _data(30)
+    N, M = min_steps(net, K_ARM)
+    record: list[StreamStep] = []
+    kw = dict(N=N + 1, M=M + 2, alpha=ALPHA, k_arm=K_ARM)
+    seen, plain = run_stream(net, data, record=record, **kw), run_stream(net, data, **kw)
+    assert all(torch.equal(a, b) for a, b in zip(seen.net.parameters(), plain.net.parameters()))
+    assert len(record) == 30 * (N + 1 + M + 2)
+    first = [(r.sample, r.step, r.clamped) for r in record[: N + 2]]
+    assert first == [(0, s, False) for s in range(N + 1)] + [(0, 0, True)]
+    fired = torch.stack([r.fired[0] for r in record])
+    total = sum(int(c.sum()) for c in seen.fire_count)
+    assert int(fired.sum()) == total + seen.orphan_firings == 30 * sum(net.sizes[: net.l_max])
+    free = [int(r.fired.sum()) for r in record if not r.clamped]
+    assert sum(free) == int(seen.free_firings.sum()) == 0
+    onsets = torch.cat([r.armed for r in record if r.clamped and r.step == 0])
+    assert torch.equal(onsets, torch.cat(seen.armed_at_onset, dim=1))
 
 
 # --- what fails --------------------------------------------------------------------------------
